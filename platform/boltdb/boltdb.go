@@ -1,0 +1,315 @@
+// Package boltdb opens a service's bbolt file: a lock timeout so a second
+// process fails fast instead of hanging, a schema version with ordered
+// migrations, the service's buckets created up front, and group commit.
+//
+// Group commit is what makes durable writes fast: bbolt fsyncs once per
+// transaction (about 1,500 commits/s on the reference machine), so Update
+// queues concurrent writers and one committer goroutine runs everything that
+// queued while the previous fsync was in flight in a single transaction, as
+// etcd's backend does. Every caller still returns only after its write is on
+// disk.
+package boltdb
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// MetaBucket holds the schema version; every database has it.
+var MetaBucket = []byte("meta")
+
+var schemaKey = []byte("schema_version")
+
+// ErrClosed is returned by Update after Close.
+var ErrClosed = errors.New("boltdb: database closed")
+
+// Migration upgrades a database from version From to From+1.
+type Migration struct {
+	From uint64
+	Up   func(tx *bolt.Tx) error
+}
+
+// Options configures Open.
+type Options struct {
+	// Schema is the version this code writes. A new file is stamped with it;
+	// an older file is migrated; a newer file is refused.
+	Schema uint64
+	// Buckets are created on open if missing.
+	Buckets [][]byte
+	// Migrations upgrade older files, one version at a time.
+	Migrations []Migration
+	// LockTimeout bounds the wait for the file lock; 0 means 5 s.
+	LockTimeout time.Duration
+	// MaxBatch caps the writes coalesced into one transaction; 0 means 1024.
+	MaxBatch int
+	// NoSync skips fsync: only for benchmarks that measure the baseline
+	// without durability. Never in production.
+	NoSync bool
+	// Logger, TracerProvider: nil means slog.Default() and no tracing.
+	Logger         *slog.Logger
+	TracerProvider trace.TracerProvider
+}
+
+// DB is an open bbolt file with a group committer.
+type DB struct {
+	bolt     *bolt.DB
+	log      *slog.Logger
+	tracer   trace.Tracer
+	maxBatch int
+
+	reqs chan *request
+	done chan struct{}
+
+	// mu guards closed; Update holds it for reading while it queues.
+	mu     sync.RWMutex
+	closed bool
+
+	// lmu guards listeners. It is not mu: a writer can hold mu while it
+	// waits for room in the queue, and a Close or OnCommit waiting for mu
+	// then blocks new readers, so a committer taking mu to call the
+	// listeners would never drain the queue, and everything would deadlock.
+	lmu       sync.Mutex
+	listeners []func()
+}
+
+type request struct {
+	ctx context.Context
+	fn  func(*bolt.Tx) error
+	err chan error
+	// size is how many writes shared the transaction, for the span.
+	size int
+}
+
+// Open opens (creating if needed) the bbolt file at path.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = 5 * time.Second
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = noop.NewTracerProvider()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("boltdb: %w", err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("boltdb: open %s: %w", path, err)
+	}
+	if err := prepare(b, opts); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("boltdb: %s: %w", path, err)
+	}
+	db := &DB{
+		bolt:     b,
+		log:      opts.Logger,
+		tracer:   opts.TracerProvider.Tracer("rapport.dev/platform/boltdb"),
+		maxBatch: opts.MaxBatch,
+		reqs:     make(chan *request, opts.MaxBatch),
+		done:     make(chan struct{}),
+	}
+	go db.commitLoop()
+	return db, nil
+}
+
+// prepare stamps or migrates the schema and creates the buckets.
+func prepare(b *bolt.DB, opts Options) error {
+	return b.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(MetaBucket)
+		if err != nil {
+			return err
+		}
+		v := meta.Get(schemaKey)
+		current := opts.Schema
+		if v != nil {
+			current = binary.BigEndian.Uint64(v)
+		}
+		if current > opts.Schema {
+			return fmt.Errorf("schema version %d is newer than this build's %d; refusing to open", current, opts.Schema)
+		}
+		for current < opts.Schema {
+			var m *Migration
+			for i := range opts.Migrations {
+				if opts.Migrations[i].From == current {
+					m = &opts.Migrations[i]
+				}
+			}
+			if m == nil {
+				return fmt.Errorf("no migration from schema version %d", current)
+			}
+			if err := m.Up(tx); err != nil {
+				return fmt.Errorf("migration from %d: %w", current, err)
+			}
+			current++
+		}
+		for _, name := range opts.Buckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return meta.Put(schemaKey, U64(opts.Schema))
+	})
+}
+
+// SchemaVersion returns the stored schema version.
+func (db *DB) SchemaVersion() (uint64, error) {
+	var v uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(MetaBucket).Get(schemaKey); b != nil {
+			v = binary.BigEndian.Uint64(b)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// View runs fn in a read-only transaction. Values read are only valid inside
+// fn: copy what must outlive it.
+func (db *DB) View(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
+
+// Update runs fn in a read-write transaction shared with other concurrent
+// writers and returns once the transaction is durably committed.
+//
+// fn may run more than once (when another write in the same transaction
+// fails, the transaction is rolled back and the others are run again), so it
+// must have no effect outside tx. When fn returns an error, nothing it wrote
+// is committed and the error is returned to this caller only.
+func (db *DB) Update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	ctx, span := db.tracer.Start(ctx, "bbolt.commit", trace.WithSpanKind(trace.SpanKindInternal))
+	defer span.End()
+	r := &request{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	db.reqs <- r
+	db.mu.RUnlock()
+	err := <-r.err
+	span.SetAttributes(attribute.Int("bbolt.batch_size", r.size))
+	if err != nil {
+		span.RecordError(err)
+	}
+	return err
+}
+
+// OnCommit registers f to run after every successful commit (the change feed
+// uses it to wake followers). f must not block.
+func (db *DB) OnCommit(f func()) {
+	db.lmu.Lock()
+	db.listeners = append(db.listeners, f)
+	db.lmu.Unlock()
+}
+
+func (db *DB) commitLoop() {
+	defer close(db.done)
+	batch := make([]*request, 0, db.maxBatch)
+	for r := range db.reqs {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < db.maxBatch {
+			select {
+			case r, ok := <-db.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// errItem marks that one write of the batch failed and the batch must be
+// rolled back and run again without it.
+type errItem struct {
+	index int
+	err   error
+}
+
+func (e *errItem) Error() string { return e.err.Error() }
+
+// commit runs a batch in one transaction. A failing write is answered with its
+// error and the rest are run again in a fresh transaction.
+func (db *DB) commit(batch []*request) {
+	pending := batch
+	for len(pending) > 0 {
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			for i, r := range pending {
+				if err := runSafely(r.fn, tx); err != nil {
+					return &errItem{index: i, err: err}
+				}
+			}
+			return nil
+		})
+		var item *errItem
+		if errors.As(err, &item) {
+			pending[item.index].size = 1
+			pending[item.index].err <- item.err
+			pending = append(pending[:item.index:item.index], pending[item.index+1:]...)
+			continue
+		}
+		if err == nil {
+			db.lmu.Lock()
+			for _, f := range db.listeners {
+				f()
+			}
+			db.lmu.Unlock()
+		}
+		for _, r := range pending {
+			r.size = len(pending)
+			r.err <- err
+		}
+		return
+	}
+}
+
+// runSafely turns a panic in one write into that write's error, so a bug in
+// one request cannot take the committer, and every other writer, down.
+func runSafely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("boltdb: write panicked: %v", p)
+		}
+	}()
+	return fn(tx)
+}
+
+// Close stops accepting writes, finishes the queued ones and closes the file.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.reqs)
+	db.mu.Unlock()
+	<-db.done
+	return db.bolt.Close()
+}
+
+// Bolt exposes the underlying handle for stats and backups.
+func (db *DB) Bolt() *bolt.DB { return db.bolt }
+
+// Path is the file's path.
+func (db *DB) Path() string { return db.bolt.Path() }

@@ -1,0 +1,7 @@
+// Package platform is the root of the small, purpose-named packages every
+// Rapport service is built from: grpcserver and grpcclient (transport with
+// tracing, health, recovery and tenancy), telemetry (OpenTelemetry set-up),
+// boltdb (opening bbolt files, schema versions, group commit), feed (the
+// durable change feed and its followers), config, shutdown, tenancy, apierr
+// and clock. There is deliberately no "utils" package.
+package platform
