@@ -1,0 +1,127 @@
+// Package profile wires the profile service together: config, the bbolt
+// store, the domain, the gRPC API and its server. It reads top to bottom as
+// the constructor chain: open the file → feed log → store → domain → API →
+// gRPC server.
+package profile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/clock"
+	"rapport.dev/platform/feed"
+	"rapport.dev/platform/grpcserver"
+	"rapport.dev/services/profile/api"
+	"rapport.dev/services/profile/domain"
+	"rapport.dev/services/profile/store"
+)
+
+// Name is the component's name, used for its target and its bbolt file.
+const Name = "profile"
+
+// Config configures the profile service.
+type Config struct {
+	// DataDir holds profile.db.
+	DataDir string
+	// GRPCAddr is the listen address, e.g. "127.0.0.1:7101".
+	GRPCAddr string
+	// ShutdownGrace bounds the graceful stop of in-flight RPCs.
+	ShutdownGrace time.Duration
+}
+
+// Validate checks the config and fills defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("profile: data dir is required"))
+	}
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("profile: gRPC address is required"))
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are what the process hands every component.
+type Deps struct {
+	Logger         *slog.Logger
+	TracerProvider trace.TracerProvider
+	Clock          clock.Clock
+}
+
+// Service is a running profile service.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *boltdb.DB
+	server *grpcserver.Server
+}
+
+// New opens the service's bbolt file and builds its gRPC server.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	log := deps.Logger.With("component", Name)
+	opts := store.Options()
+	opts.Logger, opts.TracerProvider = log, deps.TracerProvider
+	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
+	if err != nil {
+		return nil, err
+	}
+	feedLog := feed.NewLog(db, deps.Clock)
+	repo := store.New(db, feedLog)
+	svc := domain.NewService(repo, deps.Clock)
+	srv := grpcserver.New(grpcserver.Options{
+		Logger:         log,
+		TracerProvider: deps.TracerProvider,
+		CrossTenant:    api.CrossTenantMethods,
+	})
+	profilev1.RegisterProfileServiceServer(srv.GRPC, api.New(svc, feedLog, log))
+	return &Service{cfg: cfg, log: log, db: db, server: srv}, nil
+}
+
+// Serve serves on lis until ctx ends, then stops in order: health
+// NOT_SERVING, gRPC graceful stop under the grace period, bbolt closed.
+func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.server.Serve(lis) }()
+	s.log.Info("serving", "grpc", lis.Addr().String(), "db", s.db.Path())
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.server.StopTimeout(s.cfg.ShutdownGrace)
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("profile: close db: %w", err)
+	}
+	return serveErr
+}
+
+// Run listens on the configured address and serves until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		s.db.Close()
+		return fmt.Errorf("profile: listen: %w", err)
+	}
+	return s.Serve(ctx, lis)
+}

@@ -1,0 +1,456 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/fault"
+	"rapport.dev/services/profile/convert"
+	"rapport.dev/services/profile/domain"
+)
+
+// timeline returns the keys (copied) and records of a customer's timeline.
+func (t *tx) timeline(customerID string) ([][]byte, []*domain.Event, error) {
+	var keys [][]byte
+	var evs []*domain.Event
+	prefix := boltdb.Prefix(t.tenant, customerID)
+	c := t.b(bucketEvents).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		e, err := decode[domain.Event](v)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, boltdb.Copy(k))
+		evs = append(evs, e)
+	}
+	return keys, evs, nil
+}
+
+func eventKey(tenant, customerID string, at time.Time, seq uint64) []byte {
+	return boltdb.Key(tenant, customerID, sortableTime(at), boltdb.U64(seq))
+}
+
+func orderKey(tenant, customerID, orderID string) []byte {
+	return boltdb.Key(tenant, customerID, orderID)
+}
+
+// retryOf reports whether e is a retry of the stored event. The store may
+// have changed the stored copy since: a merge moves it to the customer its
+// own was merged into, and an erasure scrubs its text. A retry sent after
+// either is still the same record and must be acknowledged, not refused.
+func (t *tx) retryOf(stored, e *domain.Event) (bool, error) {
+	if domain.SameEvent(stored, e) {
+		return true, nil
+	}
+	cp := *e
+	// Follow the merges from the customer the client named; each step is a
+	// merge that happened, so the chain ends (the bound guards a bad file).
+	for i := 0; cp.CustomerID != stored.CustomerID && i < 64; i++ {
+		raw := t.b(bucketCustomers).Get(boltdb.Key(t.tenant, cp.CustomerID))
+		if raw == nil {
+			return false, nil
+		}
+		c, err := decode[domain.Customer](raw)
+		if err != nil {
+			return false, err
+		}
+		if c.MergedInto == "" {
+			return false, nil
+		}
+		cp.CustomerID = c.MergedInto
+	}
+	if domain.SameEvent(stored, &cp) {
+		return true, nil
+	}
+	owner, err := t.customer(stored.CustomerID)
+	if err != nil || !owner.Erased {
+		return false, err
+	}
+	// ScrubText writes through the kind pointer: scrub a deep copy.
+	raw, err := json.Marshal(&cp)
+	if err != nil {
+		return false, fmt.Errorf("store: encode event: %w", err)
+	}
+	scrubbed, err := decode[domain.Event](raw)
+	if err != nil {
+		return false, err
+	}
+	scrubbed.ScrubText()
+	return domain.SameEvent(stored, scrubbed), nil
+}
+
+// recordOne appends one event inside t. Item-level failures are returned as
+// the result's error, not as the transaction's.
+func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, customers map[string]*domain.Customer, stats map[string]*domain.Stats) (domain.RecordResult, error) {
+	if idx := t.b(bucketEventIDs).Get(boltdb.Key(t.tenant, e.ID)); idx != nil {
+		stored, err := decode[domain.Event](t.b(bucketEvents).Get(idx))
+		if err != nil {
+			return domain.RecordResult{}, err
+		}
+		same, err := t.retryOf(stored, e)
+		if err != nil {
+			return domain.RecordResult{}, err
+		}
+		if !same {
+			return domain.RecordResult{Err: fmt.Errorf("event_id %q was already used for a different record: %w", e.ID, fault.ErrAlreadyExists)}, nil
+		}
+		return domain.RecordResult{Event: stored}, nil
+	}
+	c := customers[e.CustomerID]
+	if c == nil {
+		var err error
+		c, err = t.customer(e.CustomerID)
+		if err != nil {
+			return domain.RecordResult{Err: err}, nil
+		}
+		customers[e.CustomerID] = c
+	}
+	if c.MergedInto != "" {
+		return domain.RecordResult{Err: fmt.Errorf("customer %q was merged into %q; record on that customer: %w",
+			c.ID, c.MergedInto, fault.ErrFailedPrecondition)}, nil
+	}
+	orders := t.b(bucketOrders)
+	switch {
+	case e.Purchase != nil:
+		key := orderKey(t.tenant, e.CustomerID, e.Purchase.OrderID)
+		if raw := orders.Get(key); raw != nil {
+			o, err := decode[domain.Order](raw)
+			if err != nil {
+				return domain.RecordResult{}, err
+			}
+			return domain.RecordResult{Err: fmt.Errorf("purchase.order_id %q was already recorded by event %q: %w",
+				e.Purchase.OrderID, o.EventID, fault.ErrAlreadyExists)}, nil
+		}
+		if err := put(orders, key, &domain.Order{OrderID: e.Purchase.OrderID, EventID: e.ID, Amount: e.Purchase.Amount}); err != nil {
+			return domain.RecordResult{}, err
+		}
+	case e.Refund != nil:
+		key := orderKey(t.tenant, e.CustomerID, e.Refund.OrderID)
+		var o *domain.Order
+		if raw := orders.Get(key); raw != nil {
+			var err error
+			if o, err = decode[domain.Order](raw); err != nil {
+				return domain.RecordResult{}, err
+			}
+		}
+		if err := domain.CheckRefund(o, e.CustomerID, e.Refund); err != nil {
+			return domain.RecordResult{Err: err}, nil
+		}
+		o.Refunded += e.Refund.Amount.Minor
+		if err := put(orders, key, o); err != nil {
+			return domain.RecordResult{}, err
+		}
+	}
+	evb := t.b(bucketEvents)
+	seq, err := evb.NextSequence()
+	if err != nil {
+		return domain.RecordResult{}, err
+	}
+	key := eventKey(t.tenant, e.CustomerID, e.OccurTime, seq)
+	if err := put(evb, key, e); err != nil {
+		return domain.RecordResult{}, err
+	}
+	if err := t.b(bucketEventIDs).Put(boltdb.Key(t.tenant, e.ID), key); err != nil {
+		return domain.RecordResult{}, err
+	}
+	st := stats[e.CustomerID]
+	if st == nil {
+		if st, err = t.stats(e.CustomerID); err != nil {
+			return domain.RecordResult{}, err
+		}
+		stats[e.CustomerID] = st
+	}
+	ts, err := t.tenantStats()
+	if err != nil {
+		return domain.RecordResult{}, err
+	}
+	// Add reads st as it is now: remove the old contribution, count, add back.
+	ts.Add(c, st, -1)
+	st.Apply(e)
+	ts.Add(c, st, 1)
+	t.changed = true
+	if _, err := s.feed.Append(ctx, t.tx, t.tenant, TypeEventRecorded, e.CustomerID, convert.EventToProto(e)); err != nil {
+		return domain.RecordResult{}, err
+	}
+	return domain.RecordResult{Event: e, Created: true}, nil
+}
+
+// RecordEvents implements domain.Repository: the whole batch is one durable
+// commit, and each item succeeds or fails on its own.
+func (s *Store) RecordEvents(ctx context.Context, tenant string, evs []*domain.Event) ([]domain.RecordResult, error) {
+	var results []domain.RecordResult
+	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+		t := newTx(btx, tenant)
+		results = make([]domain.RecordResult, len(evs))
+		customers := map[string]*domain.Customer{}
+		stats := map[string]*domain.Stats{}
+		for i, e := range evs {
+			r, err := s.recordOne(ctx, t, e, customers, stats)
+			if err != nil {
+				return err
+			}
+			results[i] = r
+		}
+		for id, st := range stats {
+			if err := t.putStats(id, st); err != nil {
+				return err
+			}
+		}
+		return t.flush()
+	})
+	return results, err
+}
+
+// GetEvent implements domain.Repository.
+func (s *Store) GetEvent(ctx context.Context, tenant, id string) (*domain.Event, error) {
+	var e *domain.Event
+	err := s.db.View(func(btx *bolt.Tx) error {
+		idx := btx.Bucket(bucketEventIDs).Get(boltdb.Key(tenant, id))
+		if idx == nil {
+			return fmt.Errorf("event %q: %w", id, fault.ErrNotFound)
+		}
+		var err error
+		e, err = decode[domain.Event](btx.Bucket(bucketEvents).Get(idx))
+		return err
+	})
+	return e, err
+}
+
+// ListEvents implements domain.Repository.
+func (s *Store) ListEvents(ctx context.Context, tenant, customerID string, kind domain.EventKind, p domain.Page) ([]*domain.Event, string, error) {
+	var out []*domain.Event
+	var next string
+	err := s.db.View(func(btx *bolt.Tx) error {
+		if _, err := newTx(btx, tenant).customer(customerID); err != nil {
+			return err
+		}
+		var err error
+		next, err = scan(btx.Bucket(bucketEvents).Cursor(), boltdb.Prefix(tenant, customerID), p.Token, func(k, v []byte) (bool, error) {
+			e, err := decode[domain.Event](v)
+			if err != nil {
+				return false, err
+			}
+			if kind == domain.EventUnspecified || e.Kind() == kind {
+				out = append(out, e)
+			}
+			return len(out) < p.Size, nil
+		})
+		return err
+	})
+	return out, next, err
+}
+
+// Stats implements domain.Repository.
+func (s *Store) Stats(ctx context.Context, tenant, customerID string) (*domain.Stats, error) {
+	var st *domain.Stats
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := newTx(btx, tenant)
+		if _, err := t.customer(customerID); err != nil {
+			return err
+		}
+		var err error
+		st, err = t.stats(customerID)
+		return err
+	})
+	return st, err
+}
+
+// TenantStats implements domain.Repository.
+func (s *Store) TenantStats(ctx context.Context, tenant string) (*domain.TenantStats, error) {
+	var st *domain.TenantStats
+	err := s.db.View(func(btx *bolt.Tx) error {
+		var err error
+		st, err = newTx(btx, tenant).tenantStats()
+		return err
+	})
+	return st, err
+}
+
+// Merge implements domain.Repository.
+func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now time.Time) (*domain.Customer, int64, error) {
+	var out *domain.Customer
+	var moved int64
+	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+		moved = 0
+		t := newTx(btx, tenant)
+		target, err := t.customer(targetID)
+		if err != nil {
+			return err
+		}
+		src, err := t.customer(srcID)
+		if err != nil {
+			return err
+		}
+		if src.MergedInto == targetID {
+			out = target // a retry of a merge that already happened
+			return nil
+		}
+		if err := domain.CheckMerge(target, src); err != nil {
+			return err
+		}
+		// Orders move with their purchases; two orders with one id would make
+		// refunds ambiguous, so that merge is refused.
+		orders := t.b(bucketOrders)
+		type kv struct{ k, v []byte }
+		var srcOrders []kv
+		prefix := boltdb.Prefix(tenant, srcID)
+		oc := orders.Cursor()
+		for k, v := oc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = oc.Next() {
+			orderID := string(k[len(prefix):])
+			if orders.Get(orderKey(tenant, targetID, orderID)) != nil {
+				return fmt.Errorf("both customers have an order %q: %w", orderID, fault.ErrFailedPrecondition)
+			}
+			srcOrders = append(srcOrders, kv{boltdb.Copy(k), boltdb.Copy(v)})
+		}
+		for _, o := range srcOrders {
+			if err := orders.Delete(o.k); err != nil {
+				return err
+			}
+			if err := orders.Put(orderKey(tenant, targetID, string(o.k[len(prefix):])), o.v); err != nil {
+				return err
+			}
+		}
+		keys, evs, err := t.timeline(srcID)
+		if err != nil {
+			return err
+		}
+		evb := t.b(bucketEvents)
+		for i, e := range evs {
+			seq := keys[i][len(keys[i])-8:]
+			if err := evb.Delete(keys[i]); err != nil {
+				return err
+			}
+			e.CustomerID = targetID
+			nk := boltdb.Key(tenant, targetID, sortableTime(e.OccurTime), seq)
+			if err := put(evb, nk, e); err != nil {
+				return err
+			}
+			if err := t.b(bucketEventIDs).Put(boltdb.Key(tenant, e.ID), nk); err != nil {
+				return err
+			}
+			moved++
+		}
+		ts, err := t.tenantStats()
+		if err != nil {
+			return err
+		}
+		tst, err := t.stats(targetID)
+		if err != nil {
+			return err
+		}
+		sst, err := t.stats(srcID)
+		if err != nil {
+			return err
+		}
+		ts.Add(target, tst, -1)
+		ts.Add(src, sst, -1)
+		t.changed = true
+		if err := t.indexDuplicates(target, false); err != nil {
+			return err
+		}
+		if err := t.indexDuplicates(src, false); err != nil {
+			return err
+		}
+		tst.Merge(sst)
+		target.MergeFrom(src, now)
+		target.Revision++
+		src.MergedInto = targetID
+		src.UpdateTime = now
+		src.Revision++
+		ts.Add(target, tst, 1)
+		if err := t.indexDuplicates(target, true); err != nil {
+			return err
+		}
+		if err := t.b(bucketStats).Delete(boltdb.Key(tenant, srcID)); err != nil {
+			return err
+		}
+		if err := t.putStats(targetID, tst); err != nil {
+			return err
+		}
+		if err := t.putCustomer(src); err != nil {
+			return err
+		}
+		if err := t.putCustomer(target); err != nil {
+			return err
+		}
+		if err := s.publishCustomer(ctx, t, TypeCustomerMerged, src); err != nil {
+			return err
+		}
+		if err := s.publishCustomer(ctx, t, TypeCustomerUpdated, target); err != nil {
+			return err
+		}
+		out = target
+		return t.flush()
+	})
+	return out, moved, err
+}
+
+// Duplicates implements domain.Repository.
+func (s *Store) Duplicates(ctx context.Context, tenant, customerID string, p domain.Page) ([]domain.DuplicateGroup, string, error) {
+	var out []domain.DuplicateGroup
+	var next string
+	err := s.db.View(func(btx *bolt.Tx) error {
+		b := btx.Bucket(bucketDupIndex)
+		members := func(match string) []string {
+			var ids []string
+			prefix := boltdb.Prefix(tenant, match)
+			c := b.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				ids = append(ids, string(k[len(prefix):]))
+			}
+			return ids
+		}
+		if customerID != "" {
+			c, err := newTx(btx, tenant).customer(customerID)
+			if err != nil {
+				return err
+			}
+			for _, m := range c.DuplicateKeys() {
+				if ids := members(m); len(ids) > 1 {
+					out = append(out, domain.DuplicateGroup{Match: m, CustomerIDs: ids})
+				}
+			}
+			return nil
+		}
+		// Walk match keys in order; a page ends on a match-key boundary.
+		prefix := boltdb.Prefix(tenant)
+		after, err := startAfter(p.Token, prefix)
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		k, _ := c.Seek(prefix)
+		if after != nil {
+			// The token names the first match key not yet returned: resume
+			// at it. (Seeking past it lost that group, and with it every
+			// match key it is a prefix of, such as phone:12345 → phone:123456.)
+			k, _ = c.Seek(after)
+		}
+		for k != nil && bytes.HasPrefix(k, prefix) {
+			rest := k[len(prefix):]
+			i := bytes.IndexByte(rest, boltdb.Sep)
+			if i < 0 {
+				return fmt.Errorf("store: malformed duplicate index key %q", k)
+			}
+			match := string(rest[:i])
+			if len(out) == p.Size {
+				next = pageToken(boltdb.Key(tenant, match))
+				return nil
+			}
+			if ids := members(match); len(ids) > 1 {
+				out = append(out, domain.DuplicateGroup{Match: match, CustomerIDs: ids})
+			}
+			k, _ = c.Seek(append(boltdb.Prefix(tenant, match), 0xff))
+		}
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Match < out[j].Match })
+	return out, next, err
+}
