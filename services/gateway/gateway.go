@@ -1,0 +1,268 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	"rapport.dev/platform/grpcclient"
+	"rapport.dev/platform/telemetry"
+)
+
+const (
+	// DefaultMaxBodyBytes is the request body limit when Options leaves it zero.
+	DefaultMaxBodyBytes = 1 << 20
+
+	// shutdownGrace bounds the graceful HTTP shutdown; streams still open
+	// after it (FollowChanges with wait) are cut.
+	shutdownGrace = 10 * time.Second
+)
+
+// Options configures the gateway.
+type Options struct {
+	// Addr is the HTTP listen address, e.g. ":8080". Only Run uses it.
+	Addr string
+	// ProfileTarget is the gRPC target of the profile service
+	// ("host:port", "passthrough:///bufnet").
+	ProfileTarget string
+	// MaxBodyBytes limits request bodies; larger ones get 413.
+	// Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// AllowedOrigins are the browser origins allowed by CORS, each
+	// "scheme://host[:port]" or "*" for any. Empty means ["*"].
+	AllowedOrigins []string
+	// Logger receives errors and lifecycle messages; nil discards them.
+	Logger *slog.Logger
+	// TracerProvider traces HTTP requests and the backend calls they make;
+	// nil means no tracing.
+	TracerProvider trace.TracerProvider
+	// DialExtra are appended to every backend's dial options (bufconn
+	// dialers in tests).
+	DialExtra []grpc.DialOption
+}
+
+// Validate checks the options and fills in defaults.
+func (o *Options) Validate() error {
+	if o.ProfileTarget == "" {
+		return errors.New("gateway: ProfileTarget is required")
+	}
+	switch {
+	case o.MaxBodyBytes < 0:
+		return fmt.Errorf("gateway: MaxBodyBytes %d is negative", o.MaxBodyBytes)
+	case o.MaxBodyBytes == 0:
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if len(o.AllowedOrigins) == 0 {
+		o.AllowedOrigins = []string{"*"}
+	}
+	for _, origin := range o.AllowedOrigins {
+		if err := validateOrigin(origin); err != nil {
+			return err
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = noop.NewTracerProvider()
+	}
+	return nil
+}
+
+// validateOrigin accepts "*" or a bare origin as browsers send it in the
+// Origin header, which is compared byte for byte.
+func validateOrigin(origin string) error {
+	if origin == "*" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("gateway: allowed origin %q: want \"*\" or scheme://host[:port]", origin)
+	}
+	return nil
+}
+
+// backend is one gRPC service behind the gateway. Adding a service means a
+// target in Options and one row in backendsOf.
+type backend struct {
+	// name labels the backend in /readyz and in logs.
+	name   string
+	target string
+	// health is the grpc.health.v1 service /readyz asks about; "" asks
+	// about the backend's server as a whole.
+	health   string
+	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	conn     *grpc.ClientConn
+}
+
+func backendsOf(o Options) []*backend {
+	return []*backend{
+		{name: "profile", target: o.ProfileTarget, register: profilev1.RegisterProfileServiceHandler},
+	}
+}
+
+// Gateway serves the REST API of every backend, their OpenAPI document and
+// the gateway's health endpoints.
+type Gateway struct {
+	opts      Options
+	backends  []*backend
+	handler   http.Handler
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New dials the backends and builds the HTTP handler. Connections are lazy,
+// so New succeeds while backends are still starting; /readyz tells when
+// they are up. Close releases the connections.
+func New(ctx context.Context, opts Options) (*Gateway, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{opts: opts}
+	mux := runtime.NewServeMux(g.muxOptions()...)
+	for _, b := range backendsOf(opts) {
+		conn, err := grpcclient.Dial(b.target, grpcclient.Options{
+			TracerProvider: opts.TracerProvider,
+			Extra:          opts.DialExtra,
+		})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("gateway: %s: %w", b.name, err), g.Close())
+		}
+		b.conn = conn
+		g.backends = append(g.backends, b)
+		if err := b.register(ctx, mux, conn); err != nil {
+			return nil, errors.Join(fmt.Errorf("gateway: register %s: %w", b.name, err), g.Close())
+		}
+	}
+	g.handler = g.routes(mux)
+	return g, nil
+}
+
+func (g *Gateway) muxOptions() []runtime.ServeMuxOption {
+	return []runtime.ServeMuxOption{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, bodyMarshaler{&runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false},
+			// Unknown fields are refused so a misspelt field is a 400, not
+			// silently dropped data.
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}),
+		runtime.WithIncomingHeaderMatcher(matchIncomingHeader),
+		runtime.WithErrorHandler(g.handleError),
+		runtime.WithRoutingErrorHandler(g.handleRoutingError),
+		runtime.WithMetadata(nameSpan),
+		// A form-encoded POST is a CORS "simple request" a browser sends
+		// without preflight; neither it nor a method override may turn into
+		// another verb.
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithDisablePathLengthFallback(),
+	}
+}
+
+// routes puts the gateway's own endpoints next to the API and wraps
+// everything in the middleware, outermost first: tracing, panic recovery,
+// CORS; then, for the API only, the body limit and the tenant check.
+//
+// It routes with a switch rather than an http.ServeMux because otelhttp
+// renames the span after a ServeMux pattern, which would undo nameSpan.
+func (g *Gateway) routes(api http.Handler) http.Handler {
+	api = g.limitBody(requireTenant(api))
+	router := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			g.healthz(w, r)
+		case "/readyz":
+			g.readyz(w, r)
+		case "/openapi.json":
+			g.openAPI(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
+	return otelhttp.NewHandler(g.recoverPanic(g.cors(router)), "gateway",
+		otelhttp.WithTracerProvider(g.opts.TracerProvider),
+		otelhttp.WithPropagators(telemetry.Propagator),
+		otelhttp.WithSpanNameFormatter(initialSpanName),
+	)
+}
+
+// Handler returns the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Serve serves HTTP on lis until ctx is done, then shuts down gracefully:
+// it stops accepting, lets in-flight requests finish for up to 10 seconds
+// and cuts what is left. It does not close the backend connections.
+func (g *Gateway) Serve(ctx context.Context, lis net.Listener) error {
+	srv := &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: FollowChanges streams for as long as the client
+		// follows.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(g.opts.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	g.opts.Logger.InfoContext(ctx, "gateway: serving", "addr", lis.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		err = errors.Join(fmt.Errorf("gateway: shutdown: %w", err), srv.Close())
+	}
+	<-errc // http.ErrServerClosed once Shutdown or Close has run
+	g.opts.Logger.InfoContext(ctx, "gateway: stopped")
+	return err
+}
+
+// Close closes the backend connections. It is safe to call more than once.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		var errs []error
+		for _, b := range g.backends {
+			if err := b.conn.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("gateway: close %s: %w", b.name, err))
+			}
+		}
+		g.closeErr = errors.Join(errs...)
+	})
+	return g.closeErr
+}
+
+// Run builds the gateway, serves it on opts.Addr until ctx is done, shuts
+// the HTTP server down gracefully and then closes the backend connections.
+func Run(ctx context.Context, opts Options) (err error) {
+	if opts.Addr == "" {
+		return errors.New("gateway: Addr is required")
+	}
+	g, err := New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, g.Close()) }()
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen: %w", err)
+	}
+	return g.Serve(ctx, lis)
+}

@@ -1,0 +1,643 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	"rapport.dev/platform/tenancy"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// profileBackend is a tiny ProfileService: GetCustomer answers by id, the
+// create and record calls echo what they get, and every call notes the
+// metadata it arrived with.
+type profileBackend struct {
+	profilev1.UnimplementedProfileServiceServer
+
+	mu          sync.Mutex
+	calls       int
+	tenants     []string // x-rapport-tenant values of the last call
+	traceparent string   // traceparent of the last call
+}
+
+func (b *profileBackend) note(ctx context.Context) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls++
+	b.tenants = md.Get(tenancy.MetadataKey)
+	if tp := md.Get("traceparent"); len(tp) > 0 {
+		b.traceparent = tp[0]
+	}
+}
+
+func (b *profileBackend) snapshot() (calls int, tenants []string, traceparent string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls, b.tenants, b.traceparent
+}
+
+func badRequest(msg, field, description string) error {
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(&errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: description}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
+func (b *profileBackend) GetCustomer(ctx context.Context, req *profilev1.GetCustomerRequest) (*profilev1.GetCustomerResponse, error) {
+	b.note(ctx)
+	switch id := req.GetCustomerId(); id {
+	case "invalid":
+		return nil, badRequest("invalid customer_id", "customer_id", "must be 1 to 128 of A-Z a-z 0-9 . _ : -")
+	case "missing":
+		return nil, status.Errorf(codes.NotFound, "customer %q not found", id)
+	case "down":
+		return nil, status.Error(codes.Unavailable, "dial tcp 10.1.2.3:9000: connect: connection refused")
+	default:
+		return &profilev1.GetCustomerResponse{Customer: &profilev1.Customer{
+			CustomerId:  id,
+			Kind:        profilev1.CustomerKind_CUSTOMER_KIND_PERSON,
+			DisplayName: "Ada Lovelace",
+		}}, nil
+	}
+}
+
+func (b *profileBackend) CreateCustomer(ctx context.Context, req *profilev1.CreateCustomerRequest) (*profilev1.CreateCustomerResponse, error) {
+	b.note(ctx)
+	return &profilev1.CreateCustomerResponse{Customer: req.GetCustomer(), Created: true}, nil
+}
+
+func (b *profileBackend) RecordEvent(ctx context.Context, req *profilev1.RecordEventRequest) (*profilev1.RecordEventResponse, error) {
+	b.note(ctx)
+	if req.GetEvent().GetKind() == nil {
+		return nil, badRequest("event has no kind", "event.kind", "exactly one kind is required")
+	}
+	return &profilev1.RecordEventResponse{Event: req.GetEvent(), Created: true}, nil
+}
+
+// fixture is the gateway in front of a real gRPC server over bufconn.
+type fixture struct {
+	backend *profileBackend
+	health  *health.Server
+	gw      *Gateway
+	srv     *httptest.Server
+}
+
+// newFixture starts a backend and a gateway configured by opts, whose
+// target, dialer and logger it fills in.
+func newFixture(t testing.TB, opts Options) *fixture {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	f := &fixture{backend: &profileBackend{}, health: health.NewServer()}
+	s := grpc.NewServer()
+	profilev1.RegisterProfileServiceServer(s, f.backend)
+	grpc_health_v1.RegisterHealthServer(s, f.health)
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+
+	opts.ProfileTarget = "passthrough:///bufnet"
+	opts.DialExtra = append(opts.DialExtra, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		return lis.DialContext(ctx)
+	}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
+	gw, err := New(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := gw.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	f.gw = gw
+	f.srv = httptest.NewServer(gw.Handler())
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// request is one HTTP call; a tenant of "-" sends no tenant header.
+type request struct {
+	method, path string
+	tenant       string
+	body         io.Reader
+	header       http.Header
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (f *fixture) do(t *testing.T, rq request) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), rq.method, f.srv.URL+rq.path, rq.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range rq.header {
+		req.Header[k] = vs
+	}
+	switch rq.tenant {
+	case "-":
+	case "":
+		req.Header.Set(tenancy.HeaderName, "acme")
+	default:
+		req.Header.Set(tenancy.HeaderName, rq.tenant)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+// errorOf decodes an error response, failing unless it has the gateway's
+// error shape and the wanted statuses.
+func errorOf(t *testing.T, r response, httpStatus int, code codes.Code) ErrorDetail {
+	t.Helper()
+	if r.status != httpStatus {
+		t.Fatalf("HTTP status = %d, want %d; body %s", r.status, httpStatus, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var body ErrorBody
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		t.Fatalf("error body %s: %v", r.body, err)
+	}
+	if body.Error.Code != int32(code) {
+		t.Errorf("code = %d, want %d (%v); body %s", body.Error.Code, code, code, r.body)
+	}
+	if body.Error.Status == "" || body.Error.Message == "" {
+		t.Errorf("status or message empty: %s", r.body)
+	}
+	return body.Error
+}
+
+func TestTenantReachesBackend(t *testing.T) {
+	f := newFixture(t, Options{})
+	r := f.do(t, request{
+		method: http.MethodGet, path: "/v1/customers/c-1",
+		// Only the validated header may name the tenant.
+		header: http.Header{"Grpc-Metadata-X-Rapport-Tenant": {"other"}},
+	})
+	if r.status != http.StatusOK {
+		t.Fatalf("status = %d; body %s", r.status, r.body)
+	}
+	var got struct {
+		Customer map[string]any `json:"customer"`
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	// camelCase names, enums as strings, unset fields left out.
+	want := map[string]any{"customerId": "c-1", "kind": "CUSTOMER_KIND_PERSON", "displayName": "Ada Lovelace"}
+	if len(got.Customer) != len(want) {
+		t.Errorf("customer = %v, want %v", got.Customer, want)
+	}
+	for k, v := range want {
+		if got.Customer[k] != v {
+			t.Errorf("customer[%q] = %v, want %v", k, got.Customer[k], v)
+		}
+	}
+	if _, tenants, _ := f.backend.snapshot(); len(tenants) != 1 || tenants[0] != "acme" {
+		t.Errorf("backend saw tenants %q, want [acme]", tenants)
+	}
+}
+
+func TestTenantRefused(t *testing.T) {
+	f := newFixture(t, Options{})
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+	}{
+		{"missing", nil},
+		{"empty", http.Header{"X-Rapport-Tenant": {""}}},
+		{"wildcard", http.Header{"X-Rapport-Tenant": {"*"}}},
+		{"upper case", http.Header{"X-Rapport-Tenant": {"Acme"}}},
+		{"too long", http.Header{"X-Rapport-Tenant": {strings.Repeat("a", 64)}}},
+		{"twice", http.Header{"X-Rapport-Tenant": {"acme", "other"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.do(t, request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-", header: tc.header})
+			e := errorOf(t, r, http.StatusBadRequest, codes.InvalidArgument)
+			if len(e.FieldViolations) != 1 || e.FieldViolations[0].Field != tenancy.HeaderName {
+				t.Errorf("field violations = %+v, want one on %s", e.FieldViolations, tenancy.HeaderName)
+			}
+			if !strings.Contains(e.Message, tenancy.HeaderName) {
+				t.Errorf("message %q does not name %s", e.Message, tenancy.HeaderName)
+			}
+		})
+	}
+	if calls, _, _ := f.backend.snapshot(); calls != 0 {
+		t.Errorf("backend called %d times, want 0", calls)
+	}
+}
+
+func TestBackendErrors(t *testing.T) {
+	f := newFixture(t, Options{})
+	t.Run("field violations", func(t *testing.T) {
+		e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/invalid"}),
+			http.StatusBadRequest, codes.InvalidArgument)
+		want := FieldViolation{Field: "customer_id", Description: "must be 1 to 128 of A-Z a-z 0-9 . _ : -"}
+		if e.Status != "INVALID_ARGUMENT" || len(e.FieldViolations) != 1 || e.FieldViolations[0] != want {
+			t.Errorf("error = %+v, want INVALID_ARGUMENT with %+v", e, want)
+		}
+	})
+	t.Run("not found", func(t *testing.T) {
+		e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/missing"}),
+			http.StatusNotFound, codes.NotFound)
+		if e.Status != "NOT_FOUND" || e.Message != `customer "missing" not found` {
+			t.Errorf("error = %+v", e)
+		}
+	})
+	t.Run("unavailable is redacted", func(t *testing.T) {
+		e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/down"}),
+			http.StatusServiceUnavailable, codes.Unavailable)
+		if strings.Contains(e.Message, "10.1.2.3") {
+			t.Errorf("message leaks the backend's network: %q", e.Message)
+		}
+	})
+}
+
+func TestBadBody(t *testing.T) {
+	f := newFixture(t, Options{})
+	for _, tc := range []struct {
+		name, path, body string
+		want             []string // in the message
+	}{
+		{"unknown field", "/v1/customers/c-1/events", `{"eventId":"e-1","nope":1}`, []string{"request body", "unknown field", `"nope"`}},
+		{"unknown enum", "/v1/customers", `{"customerId":"c-2","kind":"CUSTOMER_KIND_ROBOT"}`, []string{"request body", "CUSTOMER_KIND_ROBOT"}},
+		{"malformed", "/v1/customers", `{"customerId":`, []string{"request body"}},
+		{"wrong type", "/v1/customers", `{"customerId":42}`, []string{"request body", "customerId"}},
+		{"not an object", "/v1/customers/c-1/events", `[1,2]`, []string{"request body"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := errorOf(t, f.do(t, request{method: http.MethodPost, path: tc.path, body: strings.NewReader(tc.body)}),
+				http.StatusBadRequest, codes.InvalidArgument)
+			for _, w := range tc.want {
+				if !strings.Contains(e.Message, w) {
+					t.Errorf("message %q does not contain %q", e.Message, w)
+				}
+			}
+		})
+	}
+	if calls, _, _ := f.backend.snapshot(); calls != 0 {
+		t.Errorf("backend called %d times, want 0", calls)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	const limit = 1024
+	f := newFixture(t, Options{MaxBodyBytes: limit})
+	event := func(padding int) string {
+		return `{"eventId":"e-1","contactLog":{"notes":"` + strings.Repeat("n", padding) + `"}}`
+	}
+	atLimit := event(limit - len(event(0)))
+	// chunked hides the length, so the client sends the body chunked.
+	chunked := func(s string) io.Reader { return io.MultiReader(strings.NewReader(s)) }
+
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+	}{
+		{"content length", strings.NewReader(event(4 * limit))},
+		{"chunked", chunked(event(4 * limit))},
+		// A complete JSON value followed by padding decodes fine; the
+		// overrun shows only when the rest of the body is drained.
+		{"chunked trailing padding", chunked(event(0) + strings.Repeat(" ", 4*limit))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := errorOf(t, f.do(t, request{method: http.MethodPost, path: "/v1/customers/c-1/events", body: tc.body}),
+				http.StatusRequestEntityTooLarge, codes.ResourceExhausted)
+			if e.Message != "request body exceeds 1024 bytes" {
+				t.Errorf("message = %q", e.Message)
+			}
+		})
+	}
+	if calls, _, _ := f.backend.snapshot(); calls != 0 {
+		t.Errorf("backend called %d times for oversized bodies, want 0", calls)
+	}
+
+	for _, body := range []io.Reader{strings.NewReader(atLimit), chunked(atLimit)} {
+		r := f.do(t, request{method: http.MethodPost, path: "/v1/customers/c-1/events", body: body})
+		if r.status != http.StatusOK {
+			t.Errorf("body of exactly %d bytes: status = %d; body %s", len(atLimit), r.status, r.body)
+		}
+	}
+}
+
+func TestCORS(t *testing.T) {
+	preflight := func(origin string) http.Header {
+		return http.Header{
+			"Origin":                         {origin},
+			"Access-Control-Request-Method":  {"POST"},
+			"Access-Control-Request-Headers": {"content-type, x-rapport-tenant"},
+		}
+	}
+	t.Run("any origin", func(t *testing.T) {
+		f := newFixture(t, Options{})
+		r := f.do(t, request{method: http.MethodOptions, path: "/v1/customers", tenant: "-", header: preflight("https://app.example")})
+		if r.status != http.StatusNoContent {
+			t.Fatalf("status = %d; body %s", r.status, r.body)
+		}
+		for k, want := range map[string]string{
+			"Access-Control-Allow-Origin":  "*",
+			"Access-Control-Allow-Methods": corsAllowMethods,
+			"Access-Control-Allow-Headers": corsAllowHeaders,
+			"Access-Control-Max-Age":       corsMaxAge,
+		} {
+			if got := r.header.Get(k); got != want {
+				t.Errorf("%s = %q, want %q", k, got, want)
+			}
+		}
+		for _, h := range []string{"Content-Type", "X-Rapport-Tenant", "Idempotency-Key", "traceparent", "Authorization"} {
+			if !strings.Contains(r.header.Get("Access-Control-Allow-Headers"), h) {
+				t.Errorf("allowed headers lack %s", h)
+			}
+		}
+		r = f.do(t, request{method: http.MethodGet, path: "/v1/customers/c-1", header: http.Header{"Origin": {"https://app.example"}}})
+		if got := r.header.Get("Access-Control-Allow-Origin"); r.status != http.StatusOK || got != "*" {
+			t.Errorf("GET: status %d, Allow-Origin %q", r.status, got)
+		}
+	})
+	t.Run("listed origins", func(t *testing.T) {
+		f := newFixture(t, Options{AllowedOrigins: []string{"https://console.example"}})
+		r := f.do(t, request{method: http.MethodOptions, path: "/v1/customers", tenant: "-", header: preflight("https://console.example")})
+		if r.status != http.StatusNoContent || r.header.Get("Access-Control-Allow-Origin") != "https://console.example" {
+			t.Errorf("allowed preflight: status %d, headers %v", r.status, r.header)
+		}
+		if !strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Origin") {
+			t.Errorf("Vary = %q, want Origin", r.header.Values("Vary"))
+		}
+		r = f.do(t, request{method: http.MethodOptions, path: "/v1/customers", tenant: "-", header: preflight("https://evil.example")})
+		errorOf(t, r, http.StatusForbidden, codes.PermissionDenied)
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("disallowed origin got Allow-Origin %q", got)
+		}
+		// An error response is readable by an allowed origin too.
+		r = f.do(t, request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-", header: http.Header{"Origin": {"https://console.example"}}})
+		if r.status != http.StatusBadRequest || r.header.Get("Access-Control-Allow-Origin") != "https://console.example" {
+			t.Errorf("error response: status %d, Allow-Origin %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+		}
+	})
+}
+
+func TestRouting(t *testing.T) {
+	f := newFixture(t, Options{})
+	errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/nothing"}), http.StatusNotFound, codes.NotFound)
+	errorOf(t, f.do(t, request{method: http.MethodDelete, path: "/v1/customers"}), http.StatusMethodNotAllowed, codes.Unimplemented)
+	errorOf(t, f.do(t, request{method: http.MethodPost, path: "/healthz", tenant: "-"}), http.StatusMethodNotAllowed, codes.Unimplemented)
+	// A form POST may not fall back to the GET route.
+	r := f.do(t, request{
+		method: http.MethodPost, path: "/v1/customers/c-1", body: strings.NewReader("x=1"),
+		header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+	})
+	errorOf(t, r, http.StatusMethodNotAllowed, codes.Unimplemented)
+}
+
+func TestHealthz(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+	r := f.do(t, request{method: http.MethodGet, path: "/healthz", tenant: "-"})
+	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"status":"ok"}` {
+		t.Errorf("status %d, body %s", r.status, r.body)
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	f := newFixture(t, Options{})
+	ready := func(wantStatus int, want Readiness) {
+		t.Helper()
+		r := f.do(t, request{method: http.MethodGet, path: "/readyz", tenant: "-"})
+		var got Readiness
+		if err := json.Unmarshal(r.body, &got); err != nil {
+			t.Fatalf("body %s: %v", r.body, err)
+		}
+		if r.status != wantStatus || got.Status != want.Status || got.Backends["profile"] != want.Backends["profile"] ||
+			got.Connections["profile"] != want.Connections["profile"] {
+			t.Errorf("readyz = %d %+v, want %d %+v", r.status, got, wantStatus, want)
+		}
+	}
+	ready(http.StatusOK, Readiness{
+		Status:      "ready",
+		Backends:    map[string]string{"profile": "SERVING"},
+		Connections: map[string]string{"profile": "READY"},
+	})
+	f.health.SetServingStatus("", grpc_health_v1.HealthCheckResponse_NOT_SERVING)
+	ready(http.StatusServiceUnavailable, Readiness{
+		Status:      "not ready",
+		Backends:    map[string]string{"profile": "NOT_SERVING"},
+		Connections: map[string]string{"profile": "READY"},
+	})
+}
+
+func TestOpenAPI(t *testing.T) {
+	f := newFixture(t, Options{})
+	r := f.do(t, request{method: http.MethodGet, path: "/openapi.json", tenant: "-"})
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, Content-Type %q", r.status, r.header.Get("Content-Type"))
+	}
+	var doc struct {
+		Swagger string         `json:"swagger"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Swagger != "2.0" || doc.Paths["/v1/customers/{customerId}"] == nil && doc.Paths["/v1/customers/{customer_id}"] == nil {
+		t.Errorf("swagger %q, %d paths", doc.Swagger, len(doc.Paths))
+	}
+}
+
+// TestTrace checks that the request span is named after the route and that
+// the backend call continues the caller's trace.
+func TestTrace(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	f := newFixture(t, Options{TracerProvider: tp})
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req := httptest.NewRequest(http.MethodGet, "/v1/customers/c-1", nil)
+	req.Header.Set(tenancy.HeaderName, "acme")
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	rec := httptest.NewRecorder()
+	// Served in-process so the span has ended when ServeHTTP returns.
+	f.gw.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d; body %s", rec.Code, rec.Body)
+	}
+	var names []string
+	for _, s := range sr.Ended() {
+		names = append(names, s.Name())
+		if s.Name() == "HTTP GET /v1/customers/{customer_id}" && s.SpanContext().TraceID().String() != traceID {
+			t.Errorf("span in trace %s, want %s", s.SpanContext().TraceID(), traceID)
+		}
+	}
+	if !strings.Contains(strings.Join(names, "|"), "HTTP GET /v1/customers/{customer_id}") {
+		t.Errorf("spans %q lack HTTP GET /v1/customers/{customer_id}", names)
+	}
+	if _, _, tp := f.backend.snapshot(); !strings.Contains(tp, traceID) {
+		t.Errorf("backend traceparent %q is not in trace %s", tp, traceID)
+	}
+}
+
+// TestErrorGolden pins the JSON error shape clients parse. Run with -update
+// to rewrite testdata/*.golden.
+func TestErrorGolden(t *testing.T) {
+	f := newFixture(t, Options{MaxBodyBytes: 64})
+	for _, tc := range []struct {
+		name   string
+		rq     request
+		status int
+	}{
+		{"invalid_argument", request{method: http.MethodGet, path: "/v1/customers/invalid"}, http.StatusBadRequest},
+		{"not_found", request{method: http.MethodGet, path: "/v1/customers/missing"}, http.StatusNotFound},
+		{"tenant_wildcard", request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "*"}, http.StatusBadRequest},
+		{"tenant_missing", request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-"}, http.StatusBadRequest},
+		{"body_too_large", request{method: http.MethodPost, path: "/v1/customers", body: strings.NewReader(strings.Repeat(" ", 65))}, http.StatusRequestEntityTooLarge},
+		{"route_not_found", request{method: http.MethodGet, path: "/v1/nothing"}, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.do(t, tc.rq)
+			if r.status != tc.status {
+				t.Errorf("status = %d, want %d", r.status, tc.status)
+			}
+			var got bytes.Buffer
+			if err := json.Indent(&got, r.body, "", "  "); err != nil {
+				t.Fatalf("body %s: %v", r.body, err)
+			}
+			path := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("body differs from %s:\n got: %s\nwant: %s", path, got.Bytes(), want)
+			}
+		})
+	}
+}
+
+func TestServe(t *testing.T) {
+	f := newFixture(t, Options{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.gw.Serve(ctx, lis) }()
+
+	resp, err := http.Get("http://" + lis.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("healthz status = %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v, want nil after a graceful shutdown", err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	o := Options{ProfileTarget: "localhost:9000"}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxBodyBytes != 1<<20 || len(o.AllowedOrigins) != 1 || o.AllowedOrigins[0] != "*" || o.Logger == nil || o.TracerProvider == nil {
+		t.Errorf("defaults not filled: %+v", o)
+	}
+	for name, o := range map[string]Options{
+		"no target":      {},
+		"negative limit": {ProfileTarget: "x:1", MaxBodyBytes: -1},
+		"origin path":    {ProfileTarget: "x:1", AllowedOrigins: []string{"https://a.example/app"}},
+		"origin scheme":  {ProfileTarget: "x:1", AllowedOrigins: []string{"a.example"}},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: Validate = nil, want an error", name)
+		}
+	}
+	if err := Run(t.Context(), Options{ProfileTarget: "x:1"}); err == nil {
+		t.Error("Run without Addr = nil, want an error")
+	}
+	if _, err := New(t.Context(), Options{}); err == nil {
+		t.Error("New without a target = nil, want an error")
+	}
+}
+
+// FuzzGatewayDecode posts arbitrary bodies as events: whatever the bytes,
+// the answer is JSON and never a server error.
+func FuzzGatewayDecode(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `null`, `[]`, `"x"`, `{"eventId":"e-1","purchase":{}}`,
+		`{"purchase":{"amount":{"amountMinor":"12","currency":"CNY"}}}`,
+		`{"occurTime":"yesterday"}`, `{"purchase":{},"refund":{}}`, `{"nope":1}`,
+		`{"survey":{"csat":1e100}}`, `{"complaint":{"severity":"LOUD"}}`, "{\"source\":\"\xff\"}",
+		`{"eventId":"e-1"}{"eventId":"e-2"}`, strings.Repeat("[", 20000),
+	} {
+		f.Add([]byte(seed))
+	}
+	fx := newFixture(f, Options{Logger: slog.New(slog.DiscardHandler)})
+	h := fx.gw.Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/customers/c-1/events", bytes.NewReader(body))
+		req.Header.Set(tenancy.HeaderName, "acme")
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+		}
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("status %d for body %q: response is not JSON: %q", rec.Code, body, rec.Body)
+		}
+	})
+}

@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"rapport.dev/gen/openapi"
+)
+
+// readyTimeout bounds the health checks of one /readyz request, so a
+// hanging backend makes the gateway not ready rather than the probe time
+// out.
+const readyTimeout = 2 * time.Second
+
+// Readiness is the JSON body of /readyz.
+type Readiness struct {
+	// Status is "ready" when every backend is SERVING, else "not ready".
+	Status string `json:"status"`
+	// Backends maps each backend to its grpc.health.v1 serving status
+	// ("SERVING", "NOT_SERVING", …), or to the gRPC code of a failed check
+	// ("UNAVAILABLE", "DEADLINE_EXCEEDED", …).
+	Backends map[string]string `json:"backends"`
+	// Connections maps each backend to the state of the gateway's client
+	// connection ("READY", "CONNECTING", "TRANSIENT_FAILURE", …).
+	Connections map[string]string `json:"connections"`
+}
+
+// healthz reports that the process serves HTTP; it checks nothing else, so
+// a restart never follows from a backend outage.
+func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz asks every backend's grpc.health.v1 service, in parallel, whether
+// it serves: 200 when all do, 503 otherwise.
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	states := make([]string, len(g.backends))
+	var wg sync.WaitGroup
+	for i, b := range g.backends {
+		wg.Go(func() { states[i] = b.check(ctx) })
+	}
+	wg.Wait()
+
+	body := Readiness{Status: "ready", Backends: map[string]string{}, Connections: map[string]string{}}
+	httpStatus := http.StatusOK
+	for i, b := range g.backends {
+		body.Backends[b.name] = states[i]
+		body.Connections[b.name] = b.conn.GetState().String()
+		if states[i] != grpc_health_v1.HealthCheckResponse_SERVING.String() {
+			body.Status, httpStatus = "not ready", http.StatusServiceUnavailable
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, httpStatus, body)
+}
+
+// check returns the backend's serving status, or the code of the failed
+// check.
+func (b *backend) check(ctx context.Context) string {
+	resp, err := grpc_health_v1.NewHealthClient(b.conn).Check(ctx,
+		&grpc_health_v1.HealthCheckRequest{Service: b.health})
+	if err != nil {
+		return code.Code(status.Code(err)).String()
+	}
+	return resp.GetStatus().String()
+}
+
+// openAPI serves the OpenAPI document the gateway was generated with.
+func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(openapi.Document)
+}
