@@ -10,5 +10,5 @@ trap 'rm -rf "$tmp"' EXIT
 git archive "$ref" proto buf.yaml | tar -x -C "$tmp"
 mkdir -p "$tmp/third_party"
 cp -r third_party/googleapis "$tmp/third_party/"
-(cd "$tmp" && buf build -o image.binpb)
-buf breaking --against "$tmp/image.binpb"
+(cd "$tmp" && buf build proto -o image.binpb)
+buf breaking proto --against "$tmp/image.binpb"
