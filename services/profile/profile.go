@@ -116,6 +116,9 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	return serveErr
 }
 
+// Close releases the bbolt file of a service that was built but never served.
+func (s *Service) Close() error { return s.db.Close() }
+
 // Run listens on the configured address and serves until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)

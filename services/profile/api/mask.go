@@ -94,11 +94,10 @@ func applyMask(dst, src proto.Message, paths []string) {
 		for _, name := range parts[:len(parts)-1] {
 			fd := d.Descriptor().Fields().ByName(protoreflect.Name(name))
 			d = d.Mutable(fd).Message()
-			if s.Has(fd) {
-				s = s.Get(fd).Message()
-			} else {
-				s = s.Type().Zero() // an unset parent: the leaf is cleared
-			}
+			// An unset parent reads as an empty message of its type, so the
+			// leaf is cleared. (The parent's own zero, s.Type().Zero(), is a
+			// message of the wrong type: Has panicked on the leaf's field.)
+			s = s.Get(fd).Message()
 		}
 		fd := d.Descriptor().Fields().ByName(protoreflect.Name(parts[len(parts)-1]))
 		if s.Has(fd) {

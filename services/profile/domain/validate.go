@@ -136,6 +136,20 @@ func checkLunar(v *fault.Violations, field string, d LunarDate) {
 	}
 }
 
+// A google.protobuf.Timestamp holds 0001-01-01 to 9999-12-31, and the JSON
+// the store writes fails outside years 0 to 9999: a client-set time outside
+// this range is refused rather than stored (or failing as Internal).
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+func checkTime(v *fault.Violations, field string, t time.Time) {
+	if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+		v.Add(field, "must be between 0001-01-01 and 9999-12-31")
+	}
+}
+
 // ValidTimeZone reports whether name is an IANA time zone known here.
 func ValidTimeZone(name string) bool {
 	if name == "" || name == "Local" {
@@ -237,8 +251,10 @@ func (c *Customer) Validate() error {
 			v.Add(f, "duplicate consent for channel %d", cs.Channel)
 		}
 		channels[cs.Channel] = true
+		checkTime(&v, "consents["+strconv.Itoa(i)+"].update_time", cs.UpdateTime)
 	}
 	checkEnum(&v, "acquisition.channel", c.Acquisition.Channel, maxChannel, false)
+	checkTime(&v, "acquisition.acquire_time", c.Acquisition.AcquireTime)
 	checkText(&v, "acquisition.campaign", c.Acquisition.Campaign, maxShortText)
 	checkID(&v, "acquisition.referred_by", c.Acquisition.ReferredBy, false)
 	if c.Acquisition.ReferredBy != "" && c.Acquisition.ReferredBy == c.ID {
