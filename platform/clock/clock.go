@@ -3,6 +3,7 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -63,4 +64,43 @@ func (f *Fake) Changed() <-chan struct{} {
 	c := make(chan struct{})
 	f.subs = append(f.subs, c)
 	return c
+}
+
+// changer is a clock that announces when it is moved (Fake).
+type changer interface {
+	Changed() <-chan struct{}
+}
+
+// WaitUntil blocks until c reads at or after t, wake fires, or ctx ends. A
+// zero t waits only for wake or ctx. With a Fake clock it wakes when the
+// clock is moved; with the real clock it sets a timer. It returns false when
+// ctx ended.
+func WaitUntil(ctx context.Context, c Clock, t time.Time, wake <-chan struct{}) bool {
+	for {
+		now := c.Now()
+		if !t.IsZero() && !now.Before(t) {
+			return true
+		}
+		var fire <-chan time.Time
+		var moved <-chan struct{}
+		if f, ok := c.(changer); ok {
+			moved = f.Changed()
+			if !t.IsZero() && !c.Now().Before(t) { // moved between the read and the subscription
+				return true
+			}
+		} else if !t.IsZero() {
+			timer := time.NewTimer(t.Sub(now))
+			defer timer.Stop()
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wake:
+			return true
+		case <-fire:
+			return true
+		case <-moved:
+		}
+	}
 }
