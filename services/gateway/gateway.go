@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
+	testingv1 "rapport.dev/gen/go/rapport/testing/v1"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/telemetry"
 )
@@ -39,6 +41,12 @@ type Options struct {
 	// ProfileTarget is the gRPC target of the profile service
 	// ("host:port", "passthrough:///bufnet").
 	ProfileTarget string
+	// SegmentationTarget is the gRPC target of the segmentation service;
+	// empty means the gateway serves no segmentation routes.
+	SegmentationTarget string
+	// TestClock exposes the test clock of a suite started with a fake
+	// clock (/v1/testing/clock), through the profile backend.
+	TestClock bool
 	// MaxBodyBytes limits request bodies; larger ones get 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -111,9 +119,19 @@ type backend struct {
 }
 
 func backendsOf(o Options) []*backend {
-	return []*backend{
-		{name: "profile", target: o.ProfileTarget, register: profilev1.RegisterProfileServiceHandler},
+	profile := profilev1.RegisterProfileServiceHandler
+	if o.TestClock {
+		profile = func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+			return errors.Join(profilev1.RegisterProfileServiceHandler(ctx, mux, conn),
+				testingv1.RegisterClockServiceHandler(ctx, mux, conn))
+		}
 	}
+	bs := []*backend{{name: "profile", target: o.ProfileTarget, register: profile}}
+	if o.SegmentationTarget != "" {
+		bs = append(bs, &backend{name: "segmentation", target: o.SegmentationTarget,
+			register: segmentationv1.RegisterSegmentationServiceHandler})
+	}
+	return bs
 }
 
 // Gateway serves the REST API of every backend, their OpenAPI document and

@@ -116,6 +116,10 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	return serveErr
 }
 
+// Server exposes the gRPC server, so the process can register extra
+// services (the test clock) before serving.
+func (s *Service) Server() *grpcserver.Server { return s.server }
+
 // Close releases the bbolt file of a service that was built but never served.
 func (s *Service) Close() error { return s.db.Close() }
 
