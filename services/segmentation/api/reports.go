@@ -1,0 +1,153 @@
+package api
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
+	"rapport.dev/platform/fault"
+	"rapport.dev/services/segmentation/convert"
+	"rapport.dev/services/segmentation/domain"
+)
+
+// GetPyramidReport implements segmentationv1.SegmentationServiceServer.
+func (s *Server) GetPyramidReport(ctx context.Context, _ *segmentationv1.GetPyramidReportRequest) (*segmentationv1.GetPyramidReportResponse, error) {
+	tenant, err := tenantOf(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	r, err := s.store.Reports(ctx, tenant)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	p := domain.NewPyramidReport(r.Pop.Scores)
+	out := &segmentationv1.GetPyramidReportResponse{Top20Share: p.Top20Share, Customers: int64(p.Customers),
+		TotalContribution: p.TotalContribution, Currency: r.Settings.Currency, ScoreTime: timestamppb.New(r.Time)}
+	for _, t := range p.Tiers {
+		out.Tiers = append(out.Tiers, &segmentationv1.TierStat{Tier: segmentationv1.Tier(t.Tier), Customers: int64(t.Customers),
+			Contribution: t.Contribution, Share: t.Share})
+	}
+	return out, nil
+}
+
+// GetQuadrantReport implements segmentationv1.SegmentationServiceServer.
+func (s *Server) GetQuadrantReport(ctx context.Context, _ *segmentationv1.GetQuadrantReportRequest) (*segmentationv1.GetQuadrantReportResponse, error) {
+	tenant, err := tenantOf(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	r, err := s.store.Reports(ctx, tenant)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	q := domain.NewQuadrantReport(r.Pop.Scores, r.Pop.ValueThreshold, r.Pop.LoyaltyThreshold)
+	out := &segmentationv1.GetQuadrantReportResponse{ValueThreshold: q.ValueThreshold, LoyaltyThreshold: q.LoyaltyThreshold,
+		ScoreTime: timestamppb.New(r.Time)}
+	for _, c := range q.Quadrants {
+		out.Quadrants = append(out.Quadrants, &segmentationv1.QuadrantStat{Quadrant: segmentationv1.Quadrant(c.Quadrant),
+			Customers: int64(c.Customers), Contribution: c.Contribution})
+	}
+	return out, nil
+}
+
+// GetRfmReport implements segmentationv1.SegmentationServiceServer.
+func (s *Server) GetRfmReport(ctx context.Context, _ *segmentationv1.GetRfmReportRequest) (*segmentationv1.GetRfmReportResponse, error) {
+	tenant, err := tenantOf(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	r, err := s.store.Reports(ctx, tenant)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	g := domain.NewRfmGrid(r.Rows, r.Pop.Scores)
+	out := &segmentationv1.GetRfmReportResponse{ScoreTime: timestamppb.New(r.Time)}
+	for _, c := range g.Cells {
+		out.Cells = append(out.Cells, &segmentationv1.RfmCell{Recency: c.Recency, Frequency: c.Frequency,
+			Customers: int64(c.Customers), Monetary: c.Monetary})
+	}
+	for _, gs := range g.Groups {
+		out.Groups = append(out.Groups, &segmentationv1.RfmGroupStat{Group: segmentationv1.RfmGroup(gs.Group), Customers: int64(gs.Customers)})
+	}
+	return out, nil
+}
+
+// GetSettings implements segmentationv1.SegmentationServiceServer.
+func (s *Server) GetSettings(ctx context.Context, _ *segmentationv1.GetSettingsRequest) (*segmentationv1.GetSettingsResponse, error) {
+	tenant, err := tenantOf(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	st, err := s.store.Settings(ctx, tenant)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &segmentationv1.GetSettingsResponse{Settings: convert.SettingsToProto(st)}, nil
+}
+
+// settingsFields are the fields UpdateSettings may name.
+var settingsFields = []string{"currency", "platinum_share", "gold_share", "iron_share", "value_measure", "loyalty_measure", "value_split", "loyalty_split"}
+
+// UpdateSettings implements segmentationv1.SegmentationServiceServer.
+func (s *Server) UpdateSettings(ctx context.Context, req *segmentationv1.UpdateSettingsRequest) (*segmentationv1.UpdateSettingsResponse, error) {
+	tenant, err := tenantOf(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if req.GetSettings() == nil {
+		return nil, s.fail(ctx, fault.InvalidField("settings", "is required"))
+	}
+	in := convert.SettingsFromProto(req.Settings)
+	paths := req.GetUpdateMask().GetPaths()
+	var v fault.Violations
+	for _, p := range paths {
+		if !contains(settingsFields, p) {
+			v.Add("update_mask", "unknown settings field %q", p)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	st, err := s.store.UpdateSettings(ctx, tenant, func(st *domain.Settings) error {
+		set := func(name string, zero bool) bool { return contains(paths, name) || (len(paths) == 0 && !zero) }
+		if set("currency", in.Currency == "") {
+			st.Currency = in.Currency
+		}
+		if set("platinum_share", in.PlatinumShare == 0) {
+			st.PlatinumShare = in.PlatinumShare
+		}
+		if set("gold_share", in.GoldShare == 0) {
+			st.GoldShare = in.GoldShare
+		}
+		if set("iron_share", in.IronShare == 0) {
+			st.IronShare = in.IronShare
+		}
+		if set("value_measure", in.Value == 0) {
+			st.Value = in.Value
+		}
+		if set("loyalty_measure", in.Loyalty == 0) {
+			st.Loyalty = in.Loyalty
+		}
+		if set("value_split", in.ValueSplit == 0) {
+			st.ValueSplit = in.ValueSplit
+		}
+		if set("loyalty_split", in.LoyaltySplit == 0) {
+			st.LoyaltySplit = in.LoyaltySplit
+		}
+		return fault.Prefix("settings", st.Validate())
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &segmentationv1.UpdateSettingsResponse{Settings: convert.SettingsToProto(st.WithDefaults())}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

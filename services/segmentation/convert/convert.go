@@ -1,0 +1,127 @@
+// Package convert maps segmentation's domain types to and from the
+// generated API types, and reads the profile feed's payloads into the
+// domain's ProfileEvent. It is the one place the two meet.
+package convert
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
+	"rapport.dev/services/segmentation/domain"
+)
+
+// Timestamp converts a time, nil for the zero time.
+func Timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// FeaturesToProto converts features for the API and for rules.
+func FeaturesToProto(f domain.Features) *segmentationv1.Features {
+	return &segmentationv1.Features{
+		FirstPurchase:         Timestamp(f.FirstPurchase),
+		LastPurchase:          Timestamp(f.LastPurchase),
+		Purchases:             f.Purchases,
+		Purchases_30D:         f.Purchases30d,
+		Purchases_90D:         f.Purchases90d,
+		Purchases_365D:        f.Purchases365d,
+		Monetary:              f.Monetary,
+		Monetary_30D:          f.Monetary30d,
+		Monetary_90D:          f.Monetary90d,
+		Monetary_365D:         f.Monetary365d,
+		AverageOrder:          f.AverageOrder,
+		MeanInterpurchaseDays: f.MeanInterpurchaseDays,
+		TenureDays:            f.TenureDays,
+		Complaints:            f.Complaints,
+		LastContact:           Timestamp(f.LastContact),
+		Csat:                  f.CSAT,
+		Nps:                   f.NPS,
+		Referrals:             f.Referrals,
+		Refunds:               f.Refunds,
+		FirstSeen:             Timestamp(f.FirstSeen),
+	}
+}
+
+// ScoreToProto converts population scores.
+func ScoreToProto(s domain.Score) *segmentationv1.Scores {
+	out := &segmentationv1.Scores{
+		Tier:         segmentationv1.Tier(s.Tier),
+		Quadrant:     segmentationv1.Quadrant(s.Quadrant),
+		Contribution: s.Contribution,
+	}
+	if s.R != 0 {
+		out.Rfm = &segmentationv1.Rfm{Recency: s.R, Frequency: s.F, Monetary: s.M, Group: segmentationv1.RfmGroup(s.Group)}
+	}
+	return out
+}
+
+// SettingsToProto converts settings.
+func SettingsToProto(s domain.Settings) *segmentationv1.Settings {
+	return &segmentationv1.Settings{
+		Currency:       s.Currency,
+		PlatinumShare:  s.PlatinumShare,
+		GoldShare:      s.GoldShare,
+		IronShare:      s.IronShare,
+		ValueMeasure:   segmentationv1.ValueMeasure(s.Value),
+		LoyaltyMeasure: segmentationv1.LoyaltyMeasure(s.Loyalty),
+		ValueSplit:     s.ValueSplit,
+		LoyaltySplit:   s.LoyaltySplit,
+	}
+}
+
+// SettingsFromProto converts settings from a request.
+func SettingsFromProto(p *segmentationv1.Settings) domain.Settings {
+	return domain.Settings{
+		Currency:      p.GetCurrency(),
+		PlatinumShare: p.GetPlatinumShare(),
+		GoldShare:     p.GetGoldShare(),
+		IronShare:     p.GetIronShare(),
+		Value:         domain.ValueMeasure(p.GetValueMeasure()),
+		Loyalty:       domain.LoyaltyMeasure(p.GetLoyaltyMeasure()),
+		ValueSplit:    p.GetValueSplit(),
+		LoyaltySplit:  p.GetLoyaltySplit(),
+	}
+}
+
+// ProfileEventFromProto reads the part of a profile timeline record
+// segmentation needs. Kinds segmentation does not count become EventOther.
+func ProfileEventFromProto(e *profilev1.Event) domain.ProfileEvent {
+	pe := domain.ProfileEvent{ID: e.GetEventId(), At: e.GetOccurTime().AsTime().UTC()}
+	switch k := e.GetKind().(type) {
+	case *profilev1.Event_Purchase:
+		pe.Kind = domain.EventPurchase
+		pe.OrderID = k.Purchase.GetOrderId()
+		pe.Amount = k.Purchase.GetAmount().GetAmountMinor()
+		pe.Currency = k.Purchase.GetAmount().GetCurrency()
+	case *profilev1.Event_Refund:
+		pe.Kind = domain.EventRefund
+		pe.OrderID = k.Refund.GetOrderId()
+		pe.Amount = k.Refund.GetAmount().GetAmountMinor()
+		pe.Currency = k.Refund.GetAmount().GetCurrency()
+	case *profilev1.Event_Complaint:
+		pe.Kind = domain.EventComplaint
+		pe.ComplaintID = k.Complaint.GetComplaintId()
+	case *profilev1.Event_Survey:
+		pe.Kind = domain.EventSurvey
+		if k.Survey.Csat != nil {
+			v := k.Survey.GetCsat()
+			pe.CSAT = &v
+		}
+		if k.Survey.Nps != nil {
+			v := k.Survey.GetNps()
+			pe.NPS = &v
+		}
+	case *profilev1.Event_ContactLog:
+		pe.Kind = domain.EventContactLog
+	case *profilev1.Event_Referral:
+		pe.Kind = domain.EventReferral
+	default:
+		pe.Kind = domain.EventOther
+	}
+	return pe
+}

@@ -1,0 +1,611 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"rapport.dev/platform/fault"
+)
+
+func TestSettingsWithDefaults(t *testing.T) {
+	got := Settings{Currency: "CNY"}.WithDefaults()
+	want := Settings{Currency: "CNY", PlatinumShare: 0.01, GoldShare: 0.04, IronShare: 0.15,
+		Value: ValueMonetary, Loyalty: LoyaltyPurchases365d, ValueSplit: 0.5, LoyaltySplit: 0.5}
+	if got != want {
+		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
+	}
+	set := Settings{PlatinumShare: 0.02, GoldShare: 0.03, IronShare: 0.1, Value: ValueMonetary365d,
+		Loyalty: LoyaltyTenure, ValueSplit: 0.2, LoyaltySplit: 0.8}
+	if got := set.WithDefaults(); got != set {
+		t.Fatalf("set values changed: %+v", got)
+	}
+}
+
+func TestSettingsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		s      Settings
+		fields []string // nil: valid
+	}{
+		{"zero means defaults", Settings{}, nil},
+		{"all set", Settings{Currency: "CNY", PlatinumShare: 0.02, GoldShare: 0.08, IronShare: 0.3,
+			Value: ValueMonetary365d, Loyalty: LoyaltyTenure, ValueSplit: 0.1, LoyaltySplit: 0.9}, nil},
+		{"shares just below 1", Settings{PlatinumShare: 0.3, GoldShare: 0.3, IronShare: 0.39}, nil},
+		{"negative share", Settings{PlatinumShare: -0.01}, []string{"platinum_share"}},
+		{"share of 1", Settings{GoldShare: 1}, []string{"gold_share"}},
+		{"NaN share", Settings{IronShare: math.NaN()}, []string{"iron_share"}},
+		{"infinite split", Settings{ValueSplit: math.Inf(1)}, []string{"value_split"}},
+		{"split of 1", Settings{LoyaltySplit: 1}, []string{"loyalty_split"}},
+		{"shares summing to 1", Settings{PlatinumShare: 0.5, GoldShare: 0.3, IronShare: 0.2},
+			[]string{"gold_share", "iron_share", "platinum_share"}},
+		{"a share summing to 1 with the defaults", Settings{PlatinumShare: 0.9},
+			[]string{"gold_share", "iron_share", "platinum_share"}},
+		{"lower-case currency", Settings{Currency: "cny"}, []string{"currency"}},
+		{"long currency", Settings{Currency: "CNYY"}, []string{"currency"}},
+		{"unknown value measure", Settings{Value: 3}, []string{"value_measure"}},
+		{"negative loyalty measure", Settings{Loyalty: -1}, []string{"loyalty_measure"}},
+		{"unknown loyalty measure", Settings{Loyalty: 4}, []string{"loyalty_measure"}},
+		{"several at once", Settings{Currency: "x", ValueSplit: 2, Loyalty: 9},
+			[]string{"currency", "loyalty_measure", "value_split"}},
+		{"a bad currency does not hide a bad sum", Settings{Currency: "x", PlatinumShare: 0.5, GoldShare: 0.5},
+			[]string{"currency", "gold_share", "iron_share", "platinum_share"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.s.Validate()
+			if tt.fields == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			var inv *fault.Invalid
+			if !errors.Is(err, fault.ErrInvalid) || !errors.As(err, &inv) {
+				t.Fatalf("Validate = %v, want an *fault.Invalid", err)
+			}
+			var got []string
+			for _, v := range inv.Violations {
+				got = append(got, v.Field)
+			}
+			if !slices.Equal(got, tt.fields) {
+				t.Fatalf("fields %v, want %v (%v)", got, tt.fields, err)
+			}
+		})
+	}
+}
+
+func TestGroup(t *testing.T) {
+	tests := []struct {
+		r, f, m int32
+		want    RfmGroup
+	}{
+		{5, 5, 5, RfmChampions},
+		{5, 4, 3, RfmChampions}, // FM = 3.5 → 4
+		{5, 3, 3, RfmPotentialLoyalist},
+		{5, 1, 1, RfmNew},
+		{5, 1, 2, RfmPotentialLoyalist}, // FM = 1.5 → 2
+		{4, 1, 1, RfmPromising},
+		{4, 2, 2, RfmPotentialLoyalist},
+		{4, 5, 1, RfmPotentialLoyalist}, // FM = 3
+		{4, 4, 5, RfmLoyal},
+		{3, 5, 4, RfmLoyal},
+		{3, 3, 3, RfmNeedAttention},
+		{3, 3, 2, RfmNeedAttention}, // FM = 2.5 → 3
+		{3, 2, 2, RfmAboutToSleep},
+		{3, 1, 1, RfmAboutToSleep},
+		{2, 4, 4, RfmAtRisk},
+		{2, 3, 2, RfmAtRisk},
+		{2, 4, 5, RfmCantLose},
+		{1, 5, 5, RfmCantLose},
+		{2, 2, 2, RfmHibernating},
+		{2, 1, 1, RfmHibernating},
+		{1, 2, 2, RfmLost},
+		{1, 1, 2, RfmLost},
+		{1, 1, 1, RfmLost},
+		{0, 3, 3, RfmGroupUnspecified},
+		{6, 3, 3, RfmGroupUnspecified},
+		{3, 0, 3, RfmGroupUnspecified},
+		{3, 3, 6, RfmGroupUnspecified},
+	}
+	for _, tt := range tests {
+		if got := Group(tt.r, tt.f, tt.m); got != tt.want {
+			t.Errorf("Group(%d,%d,%d) = %v, want %v", tt.r, tt.f, tt.m, got, tt.want)
+		}
+	}
+	// Every valid combination agrees with the reference and every group is reachable.
+	seen := map[RfmGroup]bool{}
+	for r := int32(1); r <= 5; r++ {
+		for f := int32(1); f <= 5; f++ {
+			for m := int32(1); m <= 5; m++ {
+				g := Group(r, f, m)
+				if want := refGroup(r, f, m); g != want {
+					t.Errorf("Group(%d,%d,%d) = %v, reference %v", r, f, m, g, want)
+				}
+				seen[g] = true
+			}
+		}
+	}
+	if len(seen) != 11 || seen[RfmGroupUnspecified] {
+		t.Errorf("groups reached: %v", seen)
+	}
+}
+
+func TestEnumStrings(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{RfmCantLose.String(), "can't lose"}, {RfmGroup(12).String(), "unknown"},
+		{TierIron.String(), "iron"}, {Tier(-1).String(), "unknown"},
+		{QuadrantBuildRelationship.String(), "build relationship"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// refGroup is the group table written as rules, independently of the lookup.
+func refGroup(r, f, m int32) RfmGroup {
+	fm := int32(math.Floor(float64(f+m)/2 + 0.5))
+	switch {
+	case r == 5 && fm >= 4:
+		return RfmChampions
+	case (r == 3 || r == 4) && fm >= 4:
+		return RfmLoyal
+	case r >= 4 && (fm == 2 || fm == 3):
+		return RfmPotentialLoyalist
+	case r == 5 && fm == 1:
+		return RfmNew
+	case r == 4 && fm == 1:
+		return RfmPromising
+	case r == 3 && fm == 3:
+		return RfmNeedAttention
+	case r == 3:
+		return RfmAboutToSleep
+	case fm == 5:
+		return RfmCantLose
+	case fm >= 3:
+		return RfmAtRisk
+	case r == 2:
+		return RfmHibernating
+	}
+	return RfmLost
+}
+
+// genPurchase is a purchase as the generator made it, with what the
+// reference expects of it.
+type genPurchase struct {
+	order    string
+	at       time.Time
+	amount   int64
+	currency string
+	refunded int64 // expected, capped
+}
+
+type genCustomer struct {
+	id        string
+	seen      time.Time // the Seen call, zero for none
+	purchases []genPurchase
+}
+
+var (
+	genNow     = time.Date(2025, 6, 30, 12, 0, 0, 0, time.UTC)
+	genAmounts = []int64{990, 1000, 1000, 2500, 5000, 12000}
+)
+
+// generate makes n customers with many ties (amounts from a small set,
+// purchases at whole days, the same purchase counts), refunds (full,
+// partial, excessive), other currencies, future purchases and customers
+// without purchases. Ids are a shuffled sequence, so id order is not row order.
+func generate(seed int64, n int) ([]*State, []genCustomer) {
+	rng := rand.New(rand.NewSource(seed))
+	ids := rng.Perm(n)
+	states := make([]*State, n)
+	custs := make([]genCustomer, n)
+	counts := []int{0, 1, 1, 1, 1, 2, 2, 3, 4, 7}
+	for c := range n {
+		g := genCustomer{id: fmt.Sprintf("c%06d", ids[c])}
+		if rng.Intn(4) > 0 {
+			g.seen = genNow.Add(-time.Duration(rng.Intn(900)) * Day).Add(-time.Duration(rng.Intn(24)) * time.Hour)
+		}
+		k := counts[rng.Intn(len(counts))]
+		for j := range k {
+			d := rng.Intn(40) * 10 // few distinct days: recency ties
+			at := genNow.Add(-time.Duration(d) * Day)
+			switch rng.Intn(50) {
+			case 0:
+				at = genNow.Add(Day) // clock skew
+			case 1:
+				at = genNow.Add(-Window365d) // exactly at the 365-day edge: out
+			case 2, 3, 4:
+				at = at.Add(time.Duration(rng.Intn(3)) * time.Hour) // same day, another hour
+			case 5, 6:
+				at = at.Add(time.Duration(rng.Intn(2)) * time.Nanosecond) // a nanosecond apart
+			}
+			p := genPurchase{order: fmt.Sprintf("o%d", j), at: at, amount: genAmounts[rng.Intn(len(genAmounts))], currency: "CNY"}
+			if rng.Intn(10) == 0 {
+				p.currency = "USD"
+			}
+			g.purchases = append(g.purchases, p)
+		}
+		s := &State{CustomerID: g.id}
+		s.Seen(g.seen)
+		// Purchases arrive in any order, refunds after their purchase.
+		for _, j := range rng.Perm(k) {
+			p := g.purchases[j]
+			s.Apply(ProfileEvent{ID: g.id + p.order, At: p.at, Kind: EventPurchase, OrderID: p.order, Amount: p.amount, Currency: p.currency})
+		}
+		for j := range g.purchases {
+			p := &g.purchases[j]
+			var refunds []int64
+			switch rng.Intn(8) {
+			case 0: // refunded to zero in one go
+				refunds = []int64{p.amount}
+			case 1: // partially, twice
+				refunds = []int64{p.amount / 4, p.amount / 3}
+			case 2: // more than paid: capped
+				refunds = []int64{p.amount / 2, p.amount}
+			}
+			var sum int64
+			for _, r := range refunds {
+				s.Apply(ProfileEvent{At: p.at.Add(time.Hour), Kind: EventRefund, OrderID: p.order, Amount: r, Currency: p.currency})
+				sum += r
+			}
+			p.refunded = min(sum, p.amount)
+		}
+		states[c], custs[c] = s, g
+	}
+	return states, custs
+}
+
+// refFeatures computes the features scoring uses straight from the
+// generator's purchases.
+func refFeatures(g genCustomer, now time.Time, currency string) (purchases, purchases365, monetary, monetary365, tenure int64, last time.Time) {
+	first := g.seen
+	for _, p := range g.purchases {
+		purchases++
+		if p.at.After(last) {
+			last = p.at
+		}
+		if first.IsZero() || p.at.Before(first) {
+			first = p.at
+		}
+		in365 := p.at.After(now.Add(-365*24*time.Hour)) && !p.at.After(now)
+		if in365 {
+			purchases365++
+		}
+		if currency == "" || p.currency == currency {
+			monetary += p.amount - p.refunded
+			if in365 {
+				monetary365 += p.amount - p.refunded
+			}
+		}
+	}
+	if !first.IsZero() && !now.Before(first) {
+		tenure = int64(now.Sub(first) / (24 * time.Hour))
+	}
+	return
+}
+
+type refScore struct {
+	r, f, m   int32
+	tier      Tier
+	highValue bool
+	highLoyal bool
+	contrib   int64
+	loyalty   float64
+}
+
+// reference scores the rows in the plainest way: nested loops for the
+// quintiles and the quadrants, a full sort for the pyramid.
+func reference(rows []Row, st Settings) (scores []refScore, valueThreshold int64, loyaltyThreshold float64) {
+	st = st.WithDefaults()
+	var ranked []int
+	for i, r := range rows {
+		if r.Features.Purchases > 0 {
+			ranked = append(ranked, i)
+		}
+	}
+	n := len(ranked)
+	scores = make([]refScore, len(rows))
+	if n == 0 {
+		return scores, 0, 0
+	}
+	quint := func(below int) int32 {
+		s := 1 + (5*below)/n
+		if s > 5 {
+			s = 5
+		}
+		return int32(s)
+	}
+	for _, i := range ranked {
+		fi := rows[i].Features
+		var bR, bF, bM int
+		for _, j := range ranked {
+			fj := rows[j].Features
+			if fj.LastPurchase.Before(fi.LastPurchase) {
+				bR++
+			}
+			if fj.Purchases < fi.Purchases {
+				bF++
+			}
+			if fj.Monetary < fi.Monetary {
+				bM++
+			}
+		}
+		s := &scores[i]
+		s.r, s.f, s.m = quint(bR), quint(bF), quint(bM)
+		if st.Value == ValueMonetary365d {
+			s.contrib = fi.Monetary365d
+		} else {
+			s.contrib = fi.Monetary
+		}
+		switch st.Loyalty {
+		case LoyaltyPurchases:
+			s.loyalty = float64(fi.Purchases)
+		case LoyaltyTenure:
+			s.loyalty = float64(fi.TenureDays)
+		default:
+			s.loyalty = float64(fi.Purchases365d)
+		}
+	}
+
+	// The pyramid: a plain stable sort, then count off the tiers.
+	order := slices.Clone(ranked)
+	sort.SliceStable(order, func(a, b int) bool {
+		ca, cb := scores[order[a]].contrib, scores[order[b]].contrib
+		if ca != cb {
+			return ca > cb
+		}
+		return rows[order[a]].CustomerID < rows[order[b]].CustomerID
+	})
+	ceil := func(x float64) int { return int(math.Ceil(x - 1e-9)) }
+	nPlatinum := ceil(float64(n) * st.PlatinumShare)
+	nGold := ceil(float64(n)*(st.PlatinumShare+st.GoldShare)) - nPlatinum
+	nIron := ceil(float64(n)*(st.PlatinumShare+st.GoldShare+st.IronShare)) - nPlatinum - nGold
+	for pos, i := range order {
+		switch {
+		case pos < nPlatinum:
+			scores[i].tier = TierPlatinum
+		case pos < nPlatinum+nGold:
+			scores[i].tier = TierGold
+		case pos < nPlatinum+nGold+nIron:
+			scores[i].tier = TierIron
+		default:
+			scores[i].tier = TierLead
+		}
+	}
+
+	// Quadrants: high when fewer than k customers are strictly better,
+	// which is the same as being at least the k-th best value.
+	clamp := func(k int) int { return max(1, min(n, k)) }
+	kValue, kLoyal := clamp(ceil(float64(n)*st.ValueSplit)), clamp(ceil(float64(n)*st.LoyaltySplit))
+	for _, i := range ranked {
+		var betterV, betterL int
+		for _, j := range ranked {
+			if scores[j].contrib > scores[i].contrib {
+				betterV++
+			}
+			if scores[j].loyalty > scores[i].loyalty {
+				betterL++
+			}
+		}
+		scores[i].highValue, scores[i].highLoyal = betterV < kValue, betterL < kLoyal
+	}
+	valueThreshold = scores[order[kValue-1]].contrib
+	loyalties := make([]float64, 0, n)
+	for _, i := range ranked {
+		loyalties = append(loyalties, scores[i].loyalty)
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(loyalties)))
+	loyaltyThreshold = loyalties[kLoyal-1]
+	return scores, valueThreshold, loyaltyThreshold
+}
+
+func refQuadrant(s refScore) Quadrant {
+	switch {
+	case s.highValue && s.highLoyal:
+		return QuadrantStrategicPartner
+	case s.highValue:
+		return QuadrantRetain
+	case s.highLoyal:
+		return QuadrantDevelop
+	}
+	return QuadrantBuildRelationship
+}
+
+var referenceSettings = []Settings{
+	{Currency: "CNY"},
+	{Currency: "CNY", PlatinumShare: 0.02, GoldShare: 0.08, IronShare: 0.2, Value: ValueMonetary365d,
+		Loyalty: LoyaltyTenure, ValueSplit: 0.3, LoyaltySplit: 0.7},
+	{Currency: "USD", PlatinumShare: 0.05, GoldShare: 0.1, IronShare: 0.3, Loyalty: LoyaltyPurchases, ValueSplit: 0.25},
+	{PlatinumShare: 0.07, GoldShare: 0.13, IronShare: 0.5, Value: ValueMonetary365d, Loyalty: LoyaltyPurchases365d,
+		ValueSplit: 0.9, LoyaltySplit: 0.1},
+}
+
+func TestScoringMatchesReference(t *testing.T) {
+	for _, pop := range []struct {
+		seed int64
+		n    int
+	}{{1, 5000}, {2, 2500}, {3, 1000}, {4, 100}, {5, 37}, {6, 3}, {7, 1}, {8, 0}} {
+		states, custs := generate(pop.seed, pop.n)
+		for si, st := range referenceSettings {
+			t.Run(fmt.Sprintf("seed%d_n%d_settings%d", pop.seed, pop.n, si), func(t *testing.T) {
+				rows := make([]Row, len(states))
+				for i, s := range states {
+					f := s.Features(genNow, st.Currency)
+					np, np365, m, m365, tenure, last := refFeatures(custs[i], genNow, st.Currency)
+					if f.Purchases != np || f.Purchases365d != np365 || f.Monetary != m || f.Monetary365d != m365 ||
+						f.TenureDays != tenure || !f.LastPurchase.Equal(last) {
+						t.Fatalf("customer %s: features %+v, reference purchases %d/%d monetary %d/%d tenure %d last %v",
+							s.CustomerID, f, np, np365, m, m365, tenure, last)
+					}
+					rows[i] = Row{CustomerID: s.CustomerID, Features: f}
+				}
+				got := ScorePopulation(rows, st)
+				want, vt, lt := reference(rows, st)
+				ranked := 0
+				for i := range rows {
+					w := want[i]
+					g := got.Scores[i]
+					if rows[i].Features.Purchases == 0 {
+						if g != (Score{}) {
+							t.Fatalf("customer %s without purchases scored %+v", rows[i].CustomerID, g)
+						}
+						continue
+					}
+					ranked++
+					exp := Score{R: w.r, F: w.f, M: w.m, Group: refGroup(w.r, w.f, w.m), Tier: w.tier,
+						Quadrant: refQuadrant(w), Contribution: w.contrib}
+					if g != exp {
+						t.Fatalf("customer %s (%+v): score %+v, reference %+v", rows[i].CustomerID, rows[i].Features, g, exp)
+					}
+				}
+				if got.Ranked != ranked || got.ValueThreshold != vt || got.LoyaltyThreshold != lt {
+					t.Fatalf("ranked %d thresholds %d / %v; reference %d, %d / %v",
+						got.Ranked, got.ValueThreshold, got.LoyaltyThreshold, ranked, vt, lt)
+				}
+				checkReports(t, rows, got, want)
+			})
+		}
+	}
+}
+
+// TestScoreTolerantCeil pins the cut-offs where float64 noise would push a
+// plain ceiling up by one: 100·0.07 = 7.000000000000001.
+func TestScoreTolerantCeil(t *testing.T) {
+	rows := make([]Row, 100)
+	for i := range rows {
+		rows[i] = Row{CustomerID: fmt.Sprintf("c%03d", i), Features: Features{Purchases: 1, Monetary: int64(1000 - i),
+			LastPurchase: day(i), Purchases365d: int64(i)}}
+	}
+	pop := ScorePopulation(rows, Settings{PlatinumShare: 0.07, GoldShare: 0.03, IronShare: 0.2, ValueSplit: 0.07, LoyaltySplit: 0.29})
+	count := map[Tier]int{}
+	for _, s := range pop.Scores {
+		count[s.Tier]++
+	}
+	if count[TierPlatinum] != 7 || count[TierGold] != 3 || count[TierIron] != 20 || count[TierLead] != 70 {
+		t.Fatalf("tiers %v", count)
+	}
+	if pop.Scores[6].Tier != TierPlatinum || pop.Scores[7].Tier != TierGold {
+		t.Fatalf("the 7th and 8th by contribution are %v and %v", pop.Scores[6].Tier, pop.Scores[7].Tier)
+	}
+	// The 7th contribution is 994; loyalty 0..99 descending, the 29th is 71.
+	if pop.ValueThreshold != 994 || pop.LoyaltyThreshold != 71 {
+		t.Fatalf("thresholds %d / %v", pop.ValueThreshold, pop.LoyaltyThreshold)
+	}
+}
+
+func TestScoreSmallPopulations(t *testing.T) {
+	t.Run("nobody ranked", func(t *testing.T) {
+		pop := ScorePopulation([]Row{{CustomerID: "a"}, {CustomerID: "b", Features: Features{Complaints: 3}}}, Settings{})
+		if len(pop.Scores) != 2 || pop.Scores[0] != (Score{}) || pop.Scores[1] != (Score{}) || pop.Ranked != 0 ||
+			pop.ValueThreshold != 0 || pop.LoyaltyThreshold != 0 {
+			t.Fatalf("%+v", pop)
+		}
+		if pr := NewPyramidReport(pop.Scores); pr.Customers != 0 || pr.Top20Share != 0 || len(pr.Tiers) != 4 {
+			t.Fatalf("%+v", pr)
+		}
+	})
+	t.Run("no rows", func(t *testing.T) {
+		if pop := ScorePopulation(nil, Settings{}); len(pop.Scores) != 0 || pop.Ranked != 0 {
+			t.Fatalf("%+v", pop)
+		}
+	})
+	t.Run("one customer is the worst on every measure and the top of the pyramid", func(t *testing.T) {
+		pop := ScorePopulation([]Row{{CustomerID: "a", Features: Features{Purchases: 1, Monetary: 100, Purchases365d: 1, LastPurchase: day(1)}}}, Settings{})
+		want := Score{R: 1, F: 1, M: 1, Group: RfmLost, Tier: TierPlatinum, Quadrant: QuadrantStrategicPartner, Contribution: 100}
+		if pop.Scores[0] != want || pop.ValueThreshold != 100 || pop.LoyaltyThreshold != 1 {
+			t.Fatalf("%+v", pop)
+		}
+	})
+	t.Run("ties share a score and contribution ties go by id", func(t *testing.T) {
+		rows := []Row{
+			{CustomerID: "b", Features: Features{Purchases: 2, Monetary: 50, LastPurchase: day(3)}},
+			{CustomerID: "a", Features: Features{Purchases: 2, Monetary: 50, LastPurchase: day(3)}},
+			{CustomerID: "c", Features: Features{Purchases: 1, Monetary: 10, LastPurchase: day(1)}},
+			{CustomerID: "d"},
+		}
+		pop := ScorePopulation(rows, Settings{PlatinumShare: 0.3, GoldShare: 0.3, IronShare: 0.3})
+		// below: c = 0 → 1; a, b = 1 → 1 + floor(5/3) = 2.
+		a, b, c := pop.Scores[1], pop.Scores[0], pop.Scores[2]
+		if a.R != 2 || a.F != 2 || a.M != 2 || b.R != 2 || c.R != 1 || c.M != 1 {
+			t.Fatalf("scores %+v", pop.Scores)
+		}
+		// tceil(0.9) = 1 platinum, tceil(1.8) = 2 → 1 gold, tceil(2.7) = 3 → 1 iron.
+		if a.Tier != TierPlatinum || b.Tier != TierGold || c.Tier != TierIron || pop.Scores[3] != (Score{}) {
+			t.Fatalf("tiers %+v", pop.Scores)
+		}
+	})
+}
+
+func TestNewRfmGridMisaligned(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "rows") {
+			t.Fatalf("recover() = %v", r)
+		}
+	}()
+	NewRfmGrid(make([]Row, 2), make([]Score, 1))
+}
+
+var (
+	benchOnce sync.Once
+	benchRows []Row
+)
+
+// benchPopulation is a million customers with realistic ties.
+func benchPopulation() []Row {
+	benchOnce.Do(func() {
+		rng := rand.New(rand.NewSource(42))
+		const n = 1_000_000
+		ids := rng.Perm(n)
+		benchRows = make([]Row, n)
+		for i := range benchRows {
+			r := &benchRows[i]
+			r.CustomerID = fmt.Sprintf("cust-%07d", ids[i])
+			if rng.Intn(10) == 0 {
+				continue
+			}
+			k := int64(1 + rng.ExpFloat64()*2)
+			f := &r.Features
+			f.Purchases = k
+			f.Purchases365d = rng.Int63n(k + 1)
+			f.LastPurchase = genNow.Add(-time.Duration(rng.Intn(1500)) * Day).Add(time.Duration(rng.Intn(86400)) * time.Second)
+			f.Monetary = k * genAmounts[rng.Intn(len(genAmounts))] * int64(1+rng.Intn(20))
+			f.Monetary365d = f.Monetary * f.Purchases365d / k
+			f.TenureDays = int64(rng.Intn(2000))
+		}
+	})
+	return benchRows
+}
+
+func BenchmarkScorePopulation1M(b *testing.B) {
+	rows := benchPopulation()
+	st := Settings{Currency: "CNY"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		pop := ScorePopulation(rows, st)
+		if pop.Ranked == 0 {
+			b.Fatal("nobody ranked")
+		}
+	}
+}
+
+func BenchmarkScoreReports1M(b *testing.B) {
+	rows := benchPopulation()
+	pop := ScorePopulation(rows, Settings{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		NewPyramidReport(pop.Scores)
+		NewQuadrantReport(pop.Scores, pop.ValueThreshold, pop.LoyaltyThreshold)
+		NewRfmGrid(rows, pop.Scores)
+	}
+}

@@ -1,0 +1,242 @@
+// Package segmentation wires the segmentation service together. The chain:
+// open segmentation.db → feed log → store → gRPC API and server; then three
+// workers: the profile feed follower, the timer loop that fires date-relative
+// rule flips, and the rescoring loop for population-relative scores.
+package segmentation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/clock"
+	"rapport.dev/platform/feed"
+	"rapport.dev/platform/grpcclient"
+	"rapport.dev/platform/grpcserver"
+	"rapport.dev/platform/tenancy"
+	"rapport.dev/services/segmentation/api"
+	"rapport.dev/services/segmentation/store"
+
+	"google.golang.org/grpc"
+)
+
+// Name is the component's name, used for its target and its bbolt file.
+const Name = "segmentation"
+
+// followerName names the profile feed cursor in feed_cursors.
+const followerName = "profile"
+
+// Config configures the segmentation service.
+type Config struct {
+	// DataDir holds segmentation.db.
+	DataDir string
+	// GRPCAddr is the listen address.
+	GRPCAddr string
+	// ProfileTarget is the profile service's gRPC address, whose feed is followed.
+	ProfileTarget string
+	// RescoreInterval is how often population scores are recomputed for
+	// tenants that changed; 0 means 2 s.
+	RescoreInterval time.Duration
+	// ShutdownGrace bounds the graceful stop of in-flight RPCs.
+	ShutdownGrace time.Duration
+	// DialExtra is appended to the profile dial options (bufconn in tests).
+	DialExtra []grpc.DialOption
+}
+
+// Validate checks the config and fills defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("segmentation: data dir is required"))
+	}
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("segmentation: gRPC address is required"))
+	}
+	if c.ProfileTarget == "" {
+		errs = append(errs, errors.New("segmentation: profile target is required"))
+	}
+	if c.RescoreInterval == 0 {
+		c.RescoreInterval = 2 * time.Second
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are what the process hands every component.
+type Deps struct {
+	Logger         *slog.Logger
+	TracerProvider trace.TracerProvider
+	Clock          clock.Clock
+}
+
+// Service is a segmentation service.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	clock    clock.Clock
+	db       *boltdb.DB
+	store    *store.Store
+	server   *grpcserver.Server
+	profile  *grpc.ClientConn
+	follower *feed.Follower
+}
+
+// New opens the bbolt file, dials the profile service and builds the server.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	log := deps.Logger.With("component", Name)
+	opts := store.Options()
+	opts.Logger, opts.TracerProvider = log, deps.TracerProvider
+	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
+	if err != nil {
+		return nil, err
+	}
+	feedLog := feed.NewLog(db, deps.Clock)
+	st, err := store.New(db, feedLog, deps.Clock, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	conn, err := grpcclient.Dial(cfg.ProfileTarget, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	profiles := profilev1.NewProfileServiceClient(conn)
+	follower := &feed.Follower{
+		Name: followerName,
+		DB:   db,
+		Source: func(ctx context.Context, after uint64) (feed.Stream, error) {
+			ctx = tenancy.WithTenant(ctx, tenancy.All)
+			stream, err := profiles.FollowChanges(ctx, &profilev1.FollowChangesRequest{AfterSequence: after, Wait: true})
+			if err != nil {
+				return nil, err
+			}
+			return profileStream{stream}, nil
+		},
+		Handle:         st.ApplyProfileEvent,
+		Logger:         log,
+		TracerProvider: deps.TracerProvider,
+	}
+	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
+	segmentationv1.RegisterSegmentationServiceServer(srv.GRPC, api.New(st, feedLog, log))
+	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st, server: srv, profile: conn, follower: follower}, nil
+}
+
+// profileStream adapts the profile feed stream to feed.Stream.
+type profileStream struct {
+	profilev1.ProfileService_FollowChangesClient
+}
+
+func (s profileStream) Recv() (*feedv1.Event, error) {
+	m, err := s.ProfileService_FollowChangesClient.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return m.Event, nil
+}
+
+// Server exposes the gRPC server, so the process can register extra services.
+func (s *Service) Server() *grpcserver.Server { return s.server }
+
+// Serve serves on lis and runs the workers until ctx ends, then stops in
+// order: health NOT_SERVING, workers, gRPC graceful stop, the profile
+// connection, bbolt.
+func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.server.Serve(lis) }()
+	s.log.Info("serving", "grpc", lis.Addr().String(), "db", s.db.Path())
+
+	if err := s.store.MarkAllDirty(); err != nil {
+		s.log.Error("listing tenants to rescore failed", "error", err)
+	}
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, w := range []func(context.Context){
+		func(ctx context.Context) { s.follower.Run(ctx) },
+		s.fireTimers,
+		s.rescore,
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); w(wctx) }()
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.server.NotServing()
+	stopWorkers()
+	wg.Wait()
+	s.server.StopTimeout(s.cfg.ShutdownGrace)
+	return errors.Join(serveErr, s.profile.Close(), s.db.Close())
+}
+
+// Close releases what New opened, for a service never served.
+func (s *Service) Close() error { return errors.Join(s.profile.Close(), s.db.Close()) }
+
+// fireTimers fires due timers, sleeping on the injected clock until the next
+// is due or a commit schedules an earlier one.
+func (s *Service) fireTimers(ctx context.Context) {
+	for {
+		_, next, err := s.store.FireDue(ctx, s.clock.Now().UTC())
+		if err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "firing timers failed", "error", err)
+			next = s.clock.Now().Add(time.Second)
+		}
+		if !clock.WaitUntil(ctx, s.clock, next, s.store.TimerWake()) {
+			return
+		}
+	}
+}
+
+// rescore recomputes population scores of tenants that changed, on a real
+// ticker: it is about freshness, not about the time the rules see.
+func (s *Service) rescore(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RescoreInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, tenant := range s.store.Dirty() {
+			if _, err := s.store.Rescore(ctx, tenant); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "rescoring failed", "tenant", tenant, "error", err)
+			}
+		}
+	}
+}
+
+// Run listens on the configured address and serves until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("segmentation: listen: %w", err)
+	}
+	return s.Serve(ctx, lis)
+}

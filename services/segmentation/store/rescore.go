@@ -1,0 +1,103 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/services/segmentation/convert"
+	"rapport.dev/services/segmentation/domain"
+)
+
+// population loads every customer's features at now.
+func (s *Store) population(tenant string, now time.Time) ([]domain.Row, domain.Settings, error) {
+	var rows []domain.Row
+	var settings domain.Settings
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		var err error
+		if settings, err = t.settings(); err != nil {
+			return err
+		}
+		prefix := boltdb.Prefix(tenant)
+		c := btx.Bucket(bucketStates).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			st, err := decode[domain.State](v)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, domain.Row{CustomerID: string(k[len(prefix):]), Features: st.Features(now, settings.Currency)})
+		}
+		return nil
+	})
+	return rows, settings, err
+}
+
+// Rescore recomputes the tenant's population-relative scores (RFM quintiles,
+// pyramid tier, quadrant) at now, stores those that changed with a
+// "scores.changed" feed event each, and re-evaluates the dynamic segments of
+// the customers whose scores changed (rules may read scores). It returns
+// how many customers' scores changed.
+//
+// Scores are computed from a snapshot read before the write transaction; an
+// event applied in between is picked up by the next rescore, which it marks
+// as due.
+func (s *Store) Rescore(ctx context.Context, tenant string) (int, error) {
+	now := s.clock.Now().UTC()
+	rows, settings, err := s.population(tenant, now)
+	if err != nil {
+		return 0, err
+	}
+	scores := domain.ScorePopulation(rows, settings).Scores
+	changed := 0
+	err = s.db.Update(ctx, func(btx *bolt.Tx) error {
+		changed = 0
+		t := tx{Tx: btx, tenant: tenant}
+		segs, err := t.segments()
+		if err != nil {
+			return err
+		}
+		before := sizes(segs)
+		b := btx.Bucket(bucketScores)
+		for i, row := range rows {
+			if t.b(bucketProfiles).Get(boltdb.Key(tenant, row.CustomerID)) == nil {
+				continue // merged away since the snapshot
+			}
+			old, err := t.score(row.CustomerID)
+			if err != nil {
+				return err
+			}
+			sc := scores[i]
+			if *old == sc {
+				continue
+			}
+			if err := put(b, boltdb.Key(tenant, row.CustomerID), sc); err != nil {
+				return err
+			}
+			change := &segmentationv1.ScoresChange{CustomerId: row.CustomerID, After: convert.ScoreToProto(sc)}
+			if *old != (domain.Score{}) {
+				change.Before = convert.ScoreToProto(*old)
+			}
+			change.After.ScoreTime = convert.Timestamp(now)
+			if _, err := s.feed.Append(ctx, btx, tenant, TypeScoresChanged, row.CustomerID, change); err != nil {
+				return err
+			}
+			if err := s.reevaluate(ctx, t, segs, row.CustomerID, now, "scores.changed"); err != nil {
+				return err
+			}
+			changed++
+		}
+		if err := t.putSegments(segs, before); err != nil {
+			return err
+		}
+		return t.b(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
+	})
+	return changed, err
+}
+
+// scoreTimeKey stores when a tenant was last scored, beside its settings.
+func scoreTimeKey(tenant string) []byte { return boltdb.Key(tenant, "score_time") }

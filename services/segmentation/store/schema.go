@@ -1,0 +1,55 @@
+// Package store is the segmentation service's bbolt storage and the
+// transactional work on it: applying the profile feed to per-customer state,
+// keeping dynamic segment membership current (on events and on durable
+// timers), rescoring the population, and the segment catalogue. Every change
+// of state, its membership consequences, its timers and its change-feed
+// entries commit in one transaction.
+package store
+
+import (
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/feed"
+)
+
+// The bucket tree of segmentation.db. Composite keys join their parts with a
+// NUL byte (boltdb.Key); numbers are 8-byte big-endian.
+//
+//	segmentation.db
+//	├── meta        "schema_version" -> uint64
+//	├── states      tenant 0 customer                 -> domain.State (JSON): purchases, complaints, …
+//	├── profiles    tenant 0 customer                 -> profilev1.Customer (protobuf), as the profile feed last showed it
+//	├── scores      tenant 0 customer                 -> domain.Score (JSON), population-relative
+//	├── settings    tenant                            -> domain.Settings (JSON)
+//	├── segments    tenant 0 segment                  -> segmentRecord (JSON)
+//	├── members     tenant 0 segment 0 customer       -> membership (JSON): since, reason
+//	├── member_of   tenant 0 customer 0 segment       -> enter time (8)
+//	├── history     tenant 0 customer 0 segment 0 seq -> domain history entry (JSON)
+//	├── sizes       tenant 0 segment 0 day(8)         -> size at the end of that UTC day (8)
+//	├── timers      due(8) 0 tenant 0 customer        -> empty: re-evaluate the customer at due
+//	├── timer_of    tenant 0 customer                 -> due(8), so a reschedule finds the old timer
+//	├── feed, feed_cursors, feed_deadletters          see platform/feed; the cursor of the
+//	│                                                 profile follower lives in feed_cursors
+var (
+	bucketStates   = []byte("states")
+	bucketProfiles = []byte("profiles")
+	bucketScores   = []byte("scores")
+	bucketSettings = []byte("settings")
+	bucketSegments = []byte("segments")
+	bucketMembers  = []byte("members")
+	bucketMemberOf = []byte("member_of")
+	bucketHistory  = []byte("history")
+	bucketSizes    = []byte("sizes")
+	bucketTimers   = []byte("timers")
+	bucketTimerOf  = []byte("timer_of")
+)
+
+// SchemaVersion is the layout above.
+const SchemaVersion = 1
+
+// Options returns the boltdb options for segmentation.db.
+func Options() boltdb.Options {
+	return boltdb.Options{Schema: SchemaVersion, Buckets: append([][]byte{
+		bucketStates, bucketProfiles, bucketScores, bucketSettings, bucketSegments, bucketMembers,
+		bucketMemberOf, bucketHistory, bucketSizes, bucketTimers, bucketTimerOf,
+	}, feed.Buckets...)}
+}

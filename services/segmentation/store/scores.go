@@ -1,0 +1,198 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/services/segmentation/domain"
+)
+
+// Membership is one segment a customer is in.
+type Membership struct {
+	SegmentID string
+	Since     time.Time
+}
+
+// CustomerScores is a customer's features now, stored scores and segments.
+type CustomerScores struct {
+	Features  domain.Features
+	Score     domain.Score
+	ScoreTime time.Time
+	Segments  []Membership
+}
+
+func (t tx) scoreTime() time.Time {
+	if v := t.b(bucketSettings).Get(scoreTimeKey(t.tenant)); v != nil {
+		if n, err := boltdb.ReadU64(v); err == nil {
+			return time.Unix(0, int64(n)).UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// CustomerScores reads one customer's scores.
+func (s *Store) CustomerScores(ctx context.Context, tenant, customer string) (*CustomerScores, error) {
+	now := s.clock.Now().UTC()
+	var out CustomerScores
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		if _, err := t.profile(customer); err != nil {
+			return err
+		}
+		st, err := t.state(customer)
+		if err != nil {
+			return err
+		}
+		settings, err := t.settings()
+		if err != nil {
+			return err
+		}
+		sc, err := t.score(customer)
+		if err != nil {
+			return err
+		}
+		out = CustomerScores{Features: st.Features(now, settings.Currency), Score: *sc, ScoreTime: t.scoreTime()}
+		prefix := boltdb.Prefix(tenant, customer)
+		c := t.b(bucketMemberOf).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			n, err := boltdb.ReadU64(v)
+			if err != nil {
+				return err
+			}
+			out.Segments = append(out.Segments, Membership{SegmentID: string(k[len(prefix):]), Since: time.Unix(0, int64(n)).UTC()})
+		}
+		return nil
+	})
+	return &out, err
+}
+
+// Reevaluate recomputes one dynamic segment over every customer and reports
+// the size and how many entered and left.
+func (s *Store) Reevaluate(ctx context.Context, tenant, id string) (size, entered, left int64, err error) {
+	now := s.clock.Now().UTC()
+	err = s.db.Update(ctx, func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		seg, err := t.segment(id)
+		if err != nil {
+			return err
+		}
+		if seg.Kind != kindDynamic {
+			size = seg.Size
+			return nil
+		}
+		before, err := t.memberIDs(id)
+		if err != nil {
+			return err
+		}
+		segs, err := t.segments()
+		if err != nil {
+			return err
+		}
+		if err := s.evaluateAll(ctx, t, segs, now, "re-evaluated"); err != nil {
+			return err
+		}
+		if err := t.putSegments(segs, nil); err != nil {
+			return err
+		}
+		after, err := t.memberIDs(id)
+		if err != nil {
+			return err
+		}
+		entered, left = diff(before, after)
+		size = int64(len(after))
+		return nil
+	})
+	return size, entered, left, err
+}
+
+// diff counts the ids only in after (entered) and only in before (left);
+// both lists are sorted.
+func diff(before, after []string) (entered, left int64) {
+	i, j := 0, 0
+	for i < len(before) || j < len(after) {
+		switch {
+		case j == len(after) || (i < len(before) && before[i] < after[j]):
+			left++
+			i++
+		case i == len(before) || after[j] < before[i]:
+			entered++
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return entered, left
+}
+
+// Settings returns the tenant's settings with defaults.
+func (s *Store) Settings(ctx context.Context, tenant string) (domain.Settings, error) {
+	var st domain.Settings
+	err := s.db.View(func(btx *bolt.Tx) error {
+		var err error
+		st, err = tx{Tx: btx, tenant: tenant}.settings()
+		return err
+	})
+	return st, err
+}
+
+// UpdateSettings stores new settings (validated by the caller's change) and
+// marks the tenant for rescoring.
+func (s *Store) UpdateSettings(ctx context.Context, tenant string, change func(*domain.Settings) error) (domain.Settings, error) {
+	var out domain.Settings
+	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		st, err := t.settings()
+		if err != nil {
+			return err
+		}
+		if err := change(&st); err != nil {
+			return err
+		}
+		if err := st.Validate(); err != nil {
+			return err
+		}
+		out = st
+		return put(t.b(bucketSettings), []byte(tenant), st)
+	})
+	if err == nil {
+		s.markDirty(tenant)
+	}
+	return out, err
+}
+
+// Reports are the population reports computed at one instant.
+type Reports struct {
+	Time     time.Time
+	Settings domain.Settings
+	Rows     []domain.Row
+	Pop      domain.Population
+}
+
+// Reports scores the whole tenant now, for the pyramid, quadrant and RFM
+// reports: computed fresh, so a report never mixes two instants.
+func (s *Store) Reports(ctx context.Context, tenant string) (*Reports, error) {
+	now := s.clock.Now().UTC()
+	rows, settings, err := s.population(tenant, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Reports{Time: now, Settings: settings, Rows: rows, Pop: domain.ScorePopulation(rows, settings)}, nil
+}
+
+// MarkAllDirty marks every tenant with purchases for rescoring, at start-up:
+// a crash between applying events and rescoring must not leave scores stale.
+func (s *Store) MarkAllDirty() error {
+	return s.db.View(func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketSettings).ForEach(func(k, _ []byte) error {
+			if bytes.IndexByte(k, boltdb.Sep) < 0 {
+				s.markDirty(string(k))
+			}
+			return nil
+		})
+	})
+}
