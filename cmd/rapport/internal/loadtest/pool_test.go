@@ -1,0 +1,176 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// seqs records the sequence numbers an op was called with.
+type seqs struct {
+	mu  sync.Mutex
+	all []int64
+}
+
+func (s *seqs) add(n int64) {
+	s.mu.Lock()
+	s.all = append(s.all, n)
+	s.mu.Unlock()
+}
+
+// distinctFromZero checks that the recorded numbers are exactly 0..n-1.
+func (s *seqs) distinctFromZero(t *testing.T) {
+	t.Helper()
+	got := slices.Sorted(slices.Values(s.all))
+	for i, n := range got {
+		if n != int64(i) {
+			t.Fatalf("sequence numbers are not 0..%d without gaps or repeats: position %d holds %d", len(got)-1, i, n)
+		}
+	}
+}
+
+func TestRunStopsAtMaxOps(t *testing.T) {
+	var calls seqs
+	res, err := Run(t.Context(), Options{Concurrency: 8, MaxOps: 1000}, func(_ context.Context, _ int, seq int64) error {
+		calls.add(seq)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 1000 || res.Errors != 0 || len(calls.all) != 1000 {
+		t.Errorf("Ops = %d, Errors = %d, calls = %d; want exactly 1000 successful calls", res.Ops, res.Errors, len(calls.all))
+	}
+	if res.Latency.Len() != 1000 {
+		t.Errorf("recorded %d latencies, want 1000", res.Latency.Len())
+	}
+	calls.distinctFromZero(t)
+}
+
+func TestRunStopsAtDeadline(t *testing.T) {
+	const d = 20 * time.Millisecond
+	res, err := Run(t.Context(), Options{Concurrency: 4, Duration: d}, func(ctx context.Context, _ int, _ int64) error {
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops == 0 {
+		t.Error("no operations ran")
+	}
+	if res.Elapsed < d {
+		t.Errorf("Elapsed = %v, want at least the duration %v", res.Elapsed, d)
+	}
+	if got, want := res.PerSecond(), float64(res.Ops)/res.Elapsed.Seconds(); got != want {
+		t.Errorf("PerSecond = %v, want %v", got, want)
+	}
+}
+
+// TestRunLetsInFlightOpsFinish: an operation running when the time is up
+// completes with the caller's context, not a cancelled one, and counts.
+func TestRunLetsInFlightOpsFinish(t *testing.T) {
+	const d = time.Millisecond
+	var started atomic.Int64
+	res, err := Run(t.Context(), Options{Concurrency: 1, Duration: d}, func(ctx context.Context, _ int, _ int64) error {
+		if started.Add(1) > 1 {
+			return errors.New("an operation started after the deadline")
+		}
+		// A slow operation, still running when the deadline passes.
+		<-time.After(10 * d)
+		return ctx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 1 || res.Errors != 0 {
+		t.Errorf("Ops = %d, Errors = %d (%v); want the one in-flight op counted as a success", res.Ops, res.Errors, res.Err())
+	}
+}
+
+// TestRunStopsWhenContextEnds: the caller's context ending stops the run
+// long before its duration, and the operations it cut short are not errors.
+func TestRunStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	res, err := Run(ctx, Options{Concurrency: 4, Duration: time.Hour}, func(ctx context.Context, _ int, seq int64) error {
+		if seq == 100 {
+			cancel()
+		}
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if res.Errors != 0 {
+		t.Errorf("Errors = %d, want 0: cancelled operations are not failures", res.Errors)
+	}
+	if res.Ops < 100 || res.Ops > 104 {
+		t.Errorf("Ops = %d, want the 100 before the cancel plus at most one in flight per worker", res.Ops)
+	}
+}
+
+func TestRunWarmupIsNotRecorded(t *testing.T) {
+	var calls seqs
+	res, err := Run(t.Context(), Options{Concurrency: 2, MaxOps: 50, Warmup: 5 * time.Millisecond}, func(_ context.Context, _ int, seq int64) error {
+		calls.add(seq)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 50 || res.Latency.Len() != 50 {
+		t.Errorf("Ops = %d, latencies = %d; want the 50 measured ops only", res.Ops, res.Latency.Len())
+	}
+	if len(calls.all) < 51 {
+		t.Errorf("%d calls, want the warm-up's on top of the 50 measured", len(calls.all))
+	}
+	calls.distinctFromZero(t) // warm-up and measurement share one sequence
+}
+
+func TestRunCountsErrors(t *testing.T) {
+	boom := errors.New("boom")
+	res, err := Run(t.Context(), Options{Concurrency: 3, MaxOps: 100}, func(_ context.Context, _ int, seq int64) error {
+		if seq%2 == 1 {
+			return boom
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 50 || res.Errors != 50 {
+		t.Errorf("Ops = %d, Errors = %d; want 50 and 50", res.Ops, res.Errors)
+	}
+	if res.Latency.Len() != 50 {
+		t.Errorf("recorded %d latencies, want only the 50 successes", res.Latency.Len())
+	}
+	if len(res.FirstErrors) == 0 || len(res.FirstErrors) > maxKeptErrors {
+		t.Errorf("kept %d errors, want 1 to %d", len(res.FirstErrors), maxKeptErrors)
+	}
+	if !errors.Is(res.Err(), boom) {
+		t.Errorf("Err() = %v, want it to wrap boom", res.Err())
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, o := range []Options{
+		{Concurrency: 0, MaxOps: 1},
+		{Concurrency: 1},
+		{Concurrency: 1, Duration: -time.Second},
+		{Concurrency: 1, MaxOps: 1, Warmup: -time.Second},
+	} {
+		if o.Validate() == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", o)
+		}
+		if _, err := Run(t.Context(), o, func(context.Context, int, int64) error {
+			t.Fatal("op called with invalid options")
+			return nil
+		}); err == nil {
+			t.Errorf("Run(%+v) = nil error", o)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+// Command rapport is the one binary of the Rapport suite, in the style of
+// Loki and Mimir targets: `rapport serve --target=all` runs every service and
+// the gateway in one process (each service on its own gRPC listener, talking
+// to the others over gRPC), `--target=profile` or `--target=gateway` runs
+// one. `rapport import` bulk-loads purchase histories through the gRPC API,
+// and `rapport load` measures the suite under load.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // customer time zones must resolve on machines without a zone database
+)
+
+const usage = `rapport — customer operations platform
+
+usage:
+  rapport serve  [flags]   run the suite, or one component of it (--target)
+  rapport import [flags] FILE
+                           load purchase histories from CSV through the gRPC API
+  rapport load   [flags]   run the benchmarks that need a running process
+  rapport help COMMAND     show a command's flags
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "rapport:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("a command is required")
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		if len(rest) == 0 {
+			fmt.Print(usage)
+			return nil
+		}
+		cmd, rest = rest[0], []string{"-h"}
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest)
+	case "import":
+		return importCmd(ctx, rest)
+	case "load":
+		return loadCmd(ctx, rest)
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

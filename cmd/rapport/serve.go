@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	testingv1 "rapport.dev/gen/go/rapport/testing/v1"
+	"rapport.dev/platform/clock"
+	"rapport.dev/platform/config"
+	"rapport.dev/platform/grpcserver"
+	"rapport.dev/platform/shutdown"
+	"rapport.dev/platform/telemetry"
+	"rapport.dev/platform/testclock"
+	"rapport.dev/services/gateway"
+	"rapport.dev/services/profile"
+	"rapport.dev/services/segmentation"
+)
+
+// Components, in start order; the gateway comes last and stops first.
+const (
+	targetAll          = "all"
+	targetProfile      = profile.Name
+	targetSegmentation = segmentation.Name
+	targetGateway      = "gateway"
+)
+
+var components = []string{targetProfile, targetSegmentation, targetGateway}
+
+// serveConfig is the configuration of `rapport serve`.
+type serveConfig struct {
+	Targets     string
+	DataDir     string
+	ProfileAddr string
+	SegmentAddr string
+	HTTPAddr    string
+	FakeClock   string
+	LogFormat   string
+	LogLevel    string
+	Grace       time.Duration
+
+	targets []string
+	level   slog.Level
+	clock   clock.Clock
+}
+
+// Validate checks the config and resolves the target list.
+func (c *serveConfig) Validate() error {
+	var errs []error
+	for _, t := range strings.Split(c.Targets, ",") {
+		t = strings.TrimSpace(t)
+		switch {
+		case t == targetAll:
+			c.targets = append(c.targets, components...)
+		case slices.Contains(components, t):
+			c.targets = append(c.targets, t)
+		default:
+			errs = append(errs, fmt.Errorf("--target: unknown target %q (all, %s)", t, strings.Join(components, ", ")))
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format: %q is not json or text", c.LogFormat))
+	}
+	if err := c.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	c.clock = clock.Real{}
+	if c.FakeClock != "" {
+		t, err := time.Parse(time.RFC3339, c.FakeClock)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--fake-clock: %q is not an RFC 3339 time", c.FakeClock))
+		}
+		c.clock = clock.NewFake(t)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *serveConfig) runs(target string) bool { return slices.Contains(c.targets, target) }
+
+func serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg serveConfig
+	b := config.New(fs, "RAPPORT_")
+	b.String(&cfg.Targets, "target", targetAll, "components to run: all, or a comma list of "+strings.Join(components, ", "))
+	b.String(&cfg.DataDir, "data-dir", "./data", "folder of the bbolt files, one per service")
+	b.String(&cfg.ProfileAddr, "profile-addr", "127.0.0.1:7101", "gRPC address of the profile service (listen, or dial from the gateway)")
+	b.String(&cfg.SegmentAddr, "segmentation-addr", "127.0.0.1:7102", "gRPC address of the segmentation service (listen, or dial from the gateway)")
+	b.String(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address of the REST gateway")
+	b.String(&cfg.FakeClock, "fake-clock", "", "for tests: start every component on a fake clock at this RFC 3339 time, moved through /v1/testing/clock")
+	b.String(&cfg.LogFormat, "log-format", "text", "log format: json or text")
+	b.String(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	b.Duration(&cfg.Grace, "shutdown-grace", 10*time.Second, "time in-flight requests get to finish on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := errors.Join(b.Err(), cfg.Validate()); err != nil {
+		return err
+	}
+	log := telemetry.NewLogger(os.Stderr, cfg.level, cfg.LogFormat == "json")
+	return runSuite(ctx, cfg, log, os.Stdout)
+}
+
+// runner is one started component.
+type runner struct {
+	name string
+	run  func(ctx context.Context) error
+	url  string
+}
+
+// runSuite starts the configured components, prints their URLs to out once
+// every listener is open, and stops them in reverse order when ctx ends.
+func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Writer) (err error) {
+	// Until every component is started, a failure undoes what was built.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	tele := map[string]*telemetry.Telemetry{}
+	for _, name := range cfg.targets {
+		t, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "rapport-" + name})
+		if err != nil {
+			return err
+		}
+		tele[name] = t
+		undo = append(undo, func() { t.Shutdown(context.Background()) })
+	}
+	var runners []runner
+	// register adds the test clock to a service's server when it is fake.
+	register := func(srv *grpcserver.Server) {
+		if f, ok := cfg.clock.(*clock.Fake); ok {
+			testingv1.RegisterClockServiceServer(srv.GRPC, testclock.New(f))
+		}
+	}
+	if cfg.runs(targetProfile) {
+		svc, err := profile.New(profile.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
+			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, Clock: cfg.clock})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { svc.Close() })
+		register(svc.Server())
+		lis, err := net.Listen("tcp", cfg.ProfileAddr)
+		if err != nil {
+			return fmt.Errorf("profile: listen: %w", err)
+		}
+		cfg.ProfileAddr = lis.Addr().String()
+		runners = append(runners, runner{name: targetProfile, url: "grpc://" + cfg.ProfileAddr,
+			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
+	}
+	if cfg.runs(targetSegmentation) {
+		svc, err := segmentation.New(segmentation.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.SegmentAddr,
+			ProfileTarget: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
+			segmentation.Deps{Logger: log, TracerProvider: tele[targetSegmentation].TracerProvider, Clock: cfg.clock})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { svc.Close() })
+		register(svc.Server())
+		lis, err := net.Listen("tcp", cfg.SegmentAddr)
+		if err != nil {
+			return fmt.Errorf("segmentation: listen: %w", err)
+		}
+		cfg.SegmentAddr = lis.Addr().String()
+		runners = append(runners, runner{name: targetSegmentation, url: "grpc://" + cfg.SegmentAddr,
+			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
+	}
+	if cfg.runs(targetGateway) {
+		gw, err := gateway.New(ctx, gateway.Options{
+			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, TestClock: cfg.FakeClock != "",
+			Logger: log, TracerProvider: tele[targetGateway].TracerProvider,
+		})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { gw.Close() })
+		lis, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("gateway: listen: %w", err)
+		}
+		runners = append(runners, runner{name: targetGateway, url: "http://" + lis.Addr().String(),
+			run: func(ctx context.Context) error {
+				defer gw.Close()
+				return gw.Serve(ctx, lis)
+			}})
+	}
+
+	// Every component gets its own context so they stop one by one, the
+	// gateway first and the services after it.
+	type running struct {
+		cancel context.CancelFunc
+		done   chan error
+	}
+	all := make([]running, len(runners))
+	failed := make(chan error, len(runners))
+	var once sync.Once
+	for i, r := range runners {
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan error, 1)
+		all[i] = running{cancel, done}
+		go func() {
+			err := r.run(cctx)
+			done <- err
+			if err != nil {
+				once.Do(func() { failed <- fmt.Errorf("%s: %w", r.name, err) })
+			}
+		}()
+	}
+	printURLs(out, cfg, runners)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+	}
+	log.Info("shutting down")
+	// The gateway stops first (HTTP drained), then each service (health
+	// NOT_SERVING, gRPC graceful stop, bbolt closed), telemetry last so the
+	// spans of the shutdown are flushed too.
+	var seq shutdown.Sequence
+	for i := len(all) - 1; i >= 0; i-- {
+		seq.Add(runners[i].name, func(context.Context) error {
+			all[i].cancel()
+			if err := <-all[i].done; err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		})
+	}
+	for _, name := range cfg.targets {
+		seq.Add("telemetry "+name, tele[name].Shutdown)
+	}
+	return errors.Join(runErr, seq.Run(2*cfg.Grace, log))
+}
+
+func printURLs(out io.Writer, cfg serveConfig, runners []runner) {
+	fmt.Fprintf(out, "Rapport is up (target=%s, data in %s)\n", cfg.Targets, cfg.DataDir)
+	for _, r := range runners {
+		switch r.name {
+		case targetGateway:
+			fmt.Fprintf(out, "  %-8s %s   REST; OpenAPI at %s/openapi.json, health at %s/readyz\n", r.name, r.url, r.url, r.url)
+		default:
+			fmt.Fprintf(out, "  %-8s %s   gRPC; try: grpcurl -plaintext %s list\n", r.name, r.url, strings.TrimPrefix(r.url, "grpc://"))
+		}
+	}
+	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+}
