@@ -37,7 +37,9 @@ func New(st *store.Store, log *feed.Log, logger *slog.Logger) *Server {
 	return &Server{store: st, feed: log, log: logger}
 }
 
-func (s *Server) fail(ctx context.Context, err error) error { return grpcserver.Status(ctx, err, s.log) }
+func (s *Server) fail(ctx context.Context, err error) error {
+	return grpcserver.Status(ctx, err, s.log)
+}
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 

@@ -346,12 +346,12 @@ func (s *Store) Preview(ctx context.Context, tenant string, rule *domain.Rule, s
 
 // Explanation is the answer of Explain.
 type Explanation struct {
-	Member   bool
-	Rule     string
-	Clauses  []domain.Clause
-	Time     time.Time
-	Next     time.Time
-	History  []History
+	Member  bool
+	Rule    string
+	Clauses []domain.Clause
+	Time    time.Time
+	Next    time.Time
+	History []History
 }
 
 // History is one entering or leaving.
