@@ -39,6 +39,11 @@ func (s *Store) ApplyProfileEvent(ctx context.Context, btx *bolt.Tx, ev *feedv1.
 		if err := ev.Payload.UnmarshalTo(c); err != nil {
 			return fmt.Errorf("store: %s payload: %w", ev.Type, err)
 		}
+		if c.MergedInto != "" {
+			// A merged-away record (erased after the merge, say) is no
+			// longer a customer: customer.merged folded it into its target.
+			return nil
+		}
 		customer = c.CustomerId
 		raw, err := proto.Marshal(c)
 		if err != nil {

@@ -25,8 +25,11 @@ type SegmentInput struct {
 	Rule                  string
 }
 
-// CompileRule type-checks a rule, for CreateSegment, UpdateSegment and Preview.
-func (s *Store) CompileRule(src string) (*domain.Rule, error) { return s.rule(src) }
+// CompileRule type-checks a rule, for CreateSegment, UpdateSegment and
+// Preview. It does not cache: a rule editor previewing as the user types
+// would otherwise grow the cache without bound. Stored rules are cached by
+// rule() when they are evaluated.
+func (s *Store) CompileRule(src string) (*domain.Rule, error) { return s.env.Compile(src) }
 
 func same(r *segmentRecord, in SegmentInput) bool {
 	return r.Name == in.Name && r.Description == in.Description && r.Kind == in.Kind && r.Rule == in.Rule
@@ -202,8 +205,37 @@ func (s *Store) DeleteSegment(ctx context.Context, tenant, id string) error {
 		if err := deletePrefix(t.b(bucketSizes), boltdb.Prefix(tenant, id)); err != nil {
 			return err
 		}
+		if err := t.deleteHistory(id); err != nil {
+			return err
+		}
 		return t.b(bucketSegments).Delete(boltdb.Key(tenant, id))
 	})
+}
+
+// deleteHistory removes the tenant's history entries of a segment, so a
+// segment created later under the same id starts without them. History is
+// keyed by customer first, so this walks the tenant's history.
+func (t tx) deleteHistory(segment string) error {
+	var keys [][]byte
+	prefix := boltdb.Prefix(t.tenant)
+	c := t.b(bucketHistory).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		// k is tenant 0 customer 0 segment 0 seq(8).
+		rest := k[len(prefix):]
+		i := bytes.IndexByte(rest, boltdb.Sep)
+		if i < 0 || len(rest) < i+1+9 {
+			continue
+		}
+		if string(rest[i+1:len(rest)-9]) == segment {
+			keys = append(keys, boltdb.Copy(k))
+		}
+	}
+	for _, k := range keys {
+		if err := t.b(bucketHistory).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func deletePrefix(b *bolt.Bucket, prefix []byte) error {
