@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+
+	"rapport.dev/platform/fault"
 )
 
 const (
@@ -54,4 +56,14 @@ func FromContext(ctx context.Context) (string, error) {
 		return "", ErrMissing
 	}
 	return id, nil
+}
+
+// Single returns the request's tenant for a call that works on one tenant's
+// data: the wildcard is refused there, with a violation naming the metadata key.
+func Single(ctx context.Context) (string, error) {
+	t, err := FromContext(ctx)
+	if err != nil || t == All {
+		return "", fault.InvalidField(MetadataKey, "a single tenant is required")
+	}
+	return t, nil
 }

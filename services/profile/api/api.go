@@ -45,13 +45,7 @@ func (s *Server) itemStatus(ctx context.Context, err error) *status.Status {
 	return status.Convert(s.fail(ctx, err))
 }
 
-func tenantOf(ctx context.Context) (string, error) {
-	t, err := tenancy.FromContext(ctx)
-	if err != nil || t == tenancy.All {
-		return "", fault.InvalidField(tenancy.MetadataKey, "a single tenant is required")
-	}
-	return t, nil
-}
+func tenantOf(ctx context.Context) (string, error) { return tenancy.Single(ctx) }
 
 func missing(field string) error { return fault.InvalidField(field, "is required") }
 

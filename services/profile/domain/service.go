@@ -8,6 +8,7 @@ import (
 
 	"rapport.dev/platform/clock"
 	"rapport.dev/platform/fault"
+	"rapport.dev/platform/ident"
 )
 
 // MaxBatch is the most customers or events one batch call may carry.
@@ -122,7 +123,7 @@ func (s *Service) CreateCustomer(ctx context.Context, tenant string, c *Customer
 // GetCustomer reads one customer.
 func (s *Service) GetCustomer(ctx context.Context, tenant, id string) (*Customer, error) {
 	if !ValidID(id) {
-		return nil, fault.InvalidField("customer_id", "must be 1-128 of A-Z a-z 0-9 . _ : -")
+		return nil, fault.InvalidField("customer_id", ident.Rule)
 	}
 	return s.repo.GetCustomer(ctx, tenant, id)
 }
@@ -131,7 +132,7 @@ func (s *Service) GetCustomer(ctx context.Context, tenant, id string) (*Customer
 // the result must still be valid and keep its kind.
 func (s *Service) UpdateCustomer(ctx context.Context, tenant, id, etag string, change func(*Customer) error) (*Customer, error) {
 	if !ValidID(id) {
-		return nil, fault.InvalidField("customer.customer_id", "must be 1-128 of A-Z a-z 0-9 . _ : -")
+		return nil, fault.InvalidField("customer.customer_id", ident.Rule)
 	}
 	now := s.clock.Now().UTC()
 	return s.repo.UpdateCustomer(ctx, tenant, id, func(c *Customer) error {
@@ -184,7 +185,7 @@ func (s *Service) UpsertContact(ctx context.Context, tenant, customerID string, 
 // DeleteContact removes a contact of an organization.
 func (s *Service) DeleteContact(ctx context.Context, tenant, customerID, contactID string) (*Customer, error) {
 	if !ValidID(contactID) {
-		return nil, fault.InvalidField("contact_id", "must be 1-128 of A-Z a-z 0-9 . _ : -")
+		return nil, fault.InvalidField("contact_id", ident.Rule)
 	}
 	return s.UpdateCustomer(ctx, tenant, customerID, "", func(c *Customer) error {
 		if c.Organization != nil {
@@ -211,7 +212,7 @@ func (s *Service) ListCustomers(ctx context.Context, tenant string, f Filter, p 
 // EraseCustomer erases a customer's personal data.
 func (s *Service) EraseCustomer(ctx context.Context, tenant, id string) (*Customer, error) {
 	if !ValidID(id) {
-		return nil, fault.InvalidField("customer_id", "must be 1-128 of A-Z a-z 0-9 . _ : -")
+		return nil, fault.InvalidField("customer_id", ident.Rule)
 	}
 	return s.repo.Erase(ctx, tenant, id, s.clock.Now().UTC())
 }
@@ -288,7 +289,7 @@ func (s *Service) RecordEvent(ctx context.Context, tenant string, e *Event) (*Ev
 // GetEvent reads one event.
 func (s *Service) GetEvent(ctx context.Context, tenant, id string) (*Event, error) {
 	if !ValidID(id) {
-		return nil, fault.InvalidField("event_id", "must be 1-128 of A-Z a-z 0-9 . _ : -")
+		return nil, fault.InvalidField("event_id", ident.Rule)
 	}
 	return s.repo.GetEvent(ctx, tenant, id)
 }
@@ -311,7 +312,7 @@ func (s *Service) ListEvents(ctx context.Context, tenant, customerID string, kin
 // CustomerIndicators returns one customer's indicators.
 func (s *Service) CustomerIndicators(ctx context.Context, tenant, id string) (CustomerIndicators, error) {
 	if !ValidID(id) {
-		return CustomerIndicators{}, fault.InvalidField("customer_id", "must be 1-128 of A-Z a-z 0-9 . _ : -")
+		return CustomerIndicators{}, fault.InvalidField("customer_id", ident.Rule)
 	}
 	st, err := s.repo.Stats(ctx, tenant, id)
 	if err != nil {

@@ -9,10 +9,10 @@ import (
 	"unicode/utf8"
 
 	"rapport.dev/platform/fault"
+	"rapport.dev/platform/ident"
 )
 
 var (
-	idPattern       = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 	countryPattern  = regexp.MustCompile(`^[A-Z]{2}$`)
 	languagePattern = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$`)
@@ -30,19 +30,9 @@ const (
 )
 
 // ValidID reports whether s is a well-formed client-supplied id.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+func ValidID(s string) bool { return ident.Valid(s) }
 
-func checkID(v *fault.Violations, field, s string, required bool) {
-	if s == "" {
-		if required {
-			v.Add(field, "is required")
-		}
-		return
-	}
-	if !idPattern.MatchString(s) {
-		v.Add(field, "must be 1-128 of A-Z a-z 0-9 . _ : -")
-	}
-}
+func checkID(v *fault.Violations, field, s string, required bool) { ident.Check(v, field, s, required) }
 
 func checkText(v *fault.Violations, field, s string, max int) {
 	if !utf8.ValidString(s) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -37,21 +36,10 @@ var _ domain.Repository = (*Store)(nil)
 // New returns a store over an open profile.db and its feed.
 func New(db *boltdb.DB, log *feed.Log) *Store { return &Store{db: db, feed: log} }
 
-func decode[T any](raw []byte) (*T, error) {
-	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, fmt.Errorf("store: decode %T: %w", v, err)
-	}
-	return v, nil
-}
+// decode and put keep the store's call sites short; the encoding is boltdb's.
+func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
 
-func put(b *bolt.Bucket, key []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("store: encode %T: %w", v, err)
-	}
-	return b.Put(key, raw)
-}
+func put(b *bolt.Bucket, key []byte, v any) error { return boltdb.PutJSON(b, key, v) }
 
 // tx bundles the buckets of one transaction and caches the tenant counters,
 // written back once at the end.

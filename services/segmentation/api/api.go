@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -16,6 +15,7 @@ import (
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcserver"
+	"rapport.dev/platform/ident"
 	"rapport.dev/platform/tenancy"
 	"rapport.dev/services/segmentation/convert"
 	"rapport.dev/services/segmentation/store"
@@ -41,23 +41,9 @@ func (s *Server) fail(ctx context.Context, err error) error {
 	return grpcserver.Status(ctx, err, s.log)
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+func checkID(v *fault.Violations, field, id string) { ident.Check(v, field, id, true) }
 
-func checkID(v *fault.Violations, field, id string) {
-	if id == "" {
-		v.Add(field, "is required")
-	} else if !idPattern.MatchString(id) {
-		v.Add(field, "must be 1-128 of A-Z a-z 0-9 . _ : -")
-	}
-}
-
-func tenantOf(ctx context.Context) (string, error) {
-	t, err := tenancy.FromContext(ctx)
-	if err != nil || t == tenancy.All {
-		return "", fault.InvalidField(tenancy.MetadataKey, "a single tenant is required")
-	}
-	return t, nil
-}
+func tenantOf(ctx context.Context) (string, error) { return tenancy.Single(ctx) }
 
 // page checks a page size against its bounds.
 func page(v *fault.Violations, size int32, def, max int) int {
@@ -309,9 +295,7 @@ func (s *Server) editMembers(ctx context.Context, id string, customers []string,
 		v.Add("customer_ids", "must list 1 to 1000 customers")
 	}
 	for i, c := range customers {
-		if !idPattern.MatchString(c) {
-			v.Add("customer_ids["+itoa(i)+"]", "must be 1-128 of A-Z a-z 0-9 . _ : -")
-		}
+		ident.Check(&v, "customer_ids["+strconv.Itoa(i)+"]", c, true)
 	}
 	if err := v.Err(); err != nil {
 		return 0, err
@@ -477,5 +461,3 @@ func (s *Server) FollowChanges(req *segmentationv1.FollowChangesRequest, stream 
 	}
 	return s.fail(ctx, err)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -61,21 +60,10 @@ func New(db *boltdb.DB, log *feed.Log, clk clock.Clock, logger *slog.Logger) (*S
 // DB exposes the database for the feed follower.
 func (s *Store) DB() *boltdb.DB { return s.db }
 
-func decode[T any](raw []byte) (*T, error) {
-	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, fmt.Errorf("store: decode %T: %w", v, err)
-	}
-	return v, nil
-}
+// decode and put keep the store's call sites short; the encoding is boltdb's.
+func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
 
-func put(b *bolt.Bucket, key []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("store: encode %T: %w", v, err)
-	}
-	return b.Put(key, raw)
-}
+func put(b *bolt.Bucket, key []byte, v any) error { return boltdb.PutJSON(b, key, v) }
 
 // rule returns the compiled form of src.
 func (s *Store) rule(src string) (*domain.Rule, error) {

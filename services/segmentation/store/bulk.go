@@ -1,0 +1,584 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/feed"
+	"rapport.dev/services/segmentation/convert"
+	"rapport.dev/services/segmentation/domain"
+)
+
+// Bulk work: loading a tenant's history without the feed, and re-evaluating
+// a whole tenant (scores and every dynamic segment) in one pass.
+//
+// The per-customer paths (ApplyProfileEvent, reevaluate) decode a state, a
+// profile and a score per customer and per call, and evaluateAll runs every
+// customer through them in one transaction. That is right for one event and
+// far too slow for a million customers. ReevaluateAll reads each record
+// once, decodes and evaluates in parallel, and writes the outcome in
+// customer order in chunked transactions, through the same setMembership and
+// schedule the per-customer path uses, so the stored result is the same
+// (TestReevaluateAllMatchesThePerCustomerPath).
+
+// BulkLoad stores customers and applies their profile events as the profile
+// feed follower would (customer.created, then event.recorded in the order
+// given), in one transaction, without evaluating segments: call
+// ReevaluateAll afterwards. Events may name customers already stored.
+// Merged-away customers are skipped. It is for importing histories into a
+// segmentation.db that no feed follower is writing at the same time.
+func (s *Store) BulkLoad(ctx context.Context, tenant string, customers []*profilev1.Customer, events []*profilev1.Event) error {
+	type pending struct {
+		profile []byte
+		seen    time.Time
+		events  []domain.ProfileEvent
+	}
+	byID := map[string]*pending{}
+	get := func(id string) *pending {
+		p := byID[id]
+		if p == nil {
+			p = &pending{}
+			byID[id] = p
+		}
+		return p
+	}
+	for _, c := range customers {
+		if c.GetMergedInto() != "" {
+			continue
+		}
+		raw, err := proto.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("store: encode profile %q: %w", c.GetCustomerId(), err)
+		}
+		p := get(c.GetCustomerId())
+		p.profile, p.seen = raw, c.GetCreateTime().AsTime()
+	}
+	currency := ""
+	for _, e := range events {
+		pe := convert.ProfileEventFromProto(e)
+		p := get(e.GetCustomerId())
+		p.events = append(p.events, pe)
+		if currency == "" && pe.Kind == domain.EventPurchase {
+			currency = pe.Currency
+		}
+	}
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // bbolt inserts far faster in key order
+	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		profiles, states := t.b(bucketProfiles), t.b(bucketStates)
+		for _, id := range ids {
+			p := byID[id]
+			key := boltdb.Key(tenant, id)
+			if p.profile != nil {
+				if err := profiles.Put(key, p.profile); err != nil {
+					return err
+				}
+			}
+			st, err := t.state(id)
+			if err != nil {
+				return err
+			}
+			if p.profile != nil {
+				st.Seen(p.seen)
+			}
+			for _, e := range p.events {
+				st.Apply(e)
+			}
+			if err := put(states, key, st); err != nil {
+				return err
+			}
+		}
+		return s.adoptCurrency(t, currency)
+	})
+	if err == nil {
+		s.markDirty(tenant)
+	}
+	return err
+}
+
+// DefineSegments stores segment definitions as CreateSegment does, without
+// evaluating them: the caller runs ReevaluateAll next. Existing ids are
+// refused.
+func (s *Store) DefineSegments(ctx context.Context, tenant string, in []SegmentInput) error {
+	now := s.clock.Now().UTC()
+	return s.db.Update(ctx, func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		var segs []segmentRecord
+		for _, si := range in {
+			if _, err := t.segment(si.ID); err == nil {
+				return fmt.Errorf("segment_id %q exists", si.ID)
+			}
+			if si.Kind == kindDynamic {
+				if _, err := s.rule(si.Rule); err != nil {
+					return err
+				}
+			}
+			segs = append(segs, segmentRecord{ID: si.ID, Name: si.Name, Description: si.Description, Kind: si.Kind,
+				Rule: si.Rule, Created: now, Updated: now, Revision: 1})
+		}
+		return t.putSegments(segs, nil)
+	})
+}
+
+// FullReevaluation reports what ReevaluateAll did and where the time went.
+type FullReevaluation struct {
+	// Customers are the customers with a profile (evaluated); Ranked those
+	// with a purchase.
+	Customers, Ranked int
+	// Segments is the number of dynamic segments evaluated.
+	Segments      int
+	ScoresChanged int
+	Entered, Left int64
+	TimersChanged int
+	// Read is reading and decoding states, profiles, scores, memberships and
+	// timers; Score is domain.ScorePopulation; Evaluate the rules and their
+	// next changes; Write the chunked transactions.
+	Read, Score, Evaluate, Write time.Duration
+}
+
+// bulkChunk is the customers per write transaction: large enough that the
+// fsync per commit does not count, small enough that the transaction's
+// dirty pages stay a few tens of MB.
+const bulkChunk = 20_000
+
+// bulkRow is one customer during ReevaluateAll.
+type bulkRow struct {
+	id       string
+	hasState bool
+	// profile points into the read transaction's mmap; nil without a profile.
+	profile  []byte
+	rawState []byte
+	rawScore []byte
+	// row index in the scoring rows, -1 without a state.
+	scoreIdx int32
+	features domain.Features
+	window   time.Time
+	tenure   time.Time
+	oldScore domain.Score
+	newScore domain.Score
+	// oldDue and newDue are the timer (UnixNano), 0 for none.
+	oldDue, newDue int64
+	scoreChanged   bool
+}
+
+// ReevaluateAll recomputes the tenant's population scores and every dynamic
+// segment's membership for every customer at the store's now, with the same
+// outcome as Rescore followed by a re-evaluation of every customer (scores,
+// memberships with their history and feed events, sizes, timers).
+//
+// It reads one snapshot, evaluates in parallel on GOMAXPROCS workers, and
+// writes in chunks of bulkChunk customers, one transaction each, so it does
+// not hold the writer for the whole tenant. It assumes no other writer
+// changes the tenant meanwhile (a bulk import, a benchmark, a maintenance
+// run): an event applied between the snapshot and a chunk's write would be
+// overwritten by the snapshot's outcome until the customer's next event.
+func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*FullReevaluation, error) {
+	now := s.clock.Now().UTC()
+	rep := &FullReevaluation{}
+	var (
+		rows     []bulkRow
+		segs     []segmentRecord
+		dyn      []int // indexes of dynamic segments in segs
+		rules    []*domain.Rule
+		oldBits  []uint64
+		newBits  []uint64
+		words    int
+		settings domain.Settings
+	)
+	start := time.Now()
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		var err error
+		if settings, err = t.settings(); err != nil {
+			return err
+		}
+		if segs, err = t.segments(); err != nil {
+			return err
+		}
+		dynOf := map[string]int{}
+		for i := range segs {
+			if segs[i].Kind != kindDynamic {
+				continue
+			}
+			r, err := s.rule(segs[i].Rule)
+			if err != nil {
+				s.log.ErrorContext(ctx, "stored rule does not compile", "tenant", tenant, "segment", segs[i].ID, "error", err)
+				r = nil // memberships stay as they are, as in reevaluate
+			}
+			dynOf[segs[i].ID] = len(dyn)
+			dyn = append(dyn, i)
+			rules = append(rules, r)
+		}
+		words = (len(dyn) + 63) / 64
+		rows = readBulkRows(btx, tenant)
+		oldBits = make([]uint64, len(rows)*words)
+		newBits = make([]uint64, len(rows)*words)
+		if err := readBulkSide(btx, tenant, rows, dynOf, words, oldBits); err != nil {
+			return err
+		}
+		if err := parallel(ctx, len(rows), func(lo, hi int) error { return decodeBulkRows(rows[lo:hi], now, settings.Currency) }); err != nil {
+			return err
+		}
+		rep.Read = time.Since(start)
+
+		mark := time.Now()
+		var scoring []domain.Row
+		for i := range rows {
+			r := &rows[i]
+			r.scoreIdx = -1
+			if r.hasState {
+				r.scoreIdx = int32(len(scoring))
+				scoring = append(scoring, domain.Row{CustomerID: r.id, Features: r.features})
+			}
+		}
+		pop := domain.ScorePopulation(scoring, settings)
+		scoring = nil
+		rep.Ranked = pop.Ranked
+		for i := range rows {
+			r := &rows[i]
+			r.newScore = r.oldScore
+			if r.scoreIdx >= 0 && r.profile != nil {
+				r.newScore = pop.Scores[r.scoreIdx]
+				r.scoreChanged = r.newScore != r.oldScore
+			}
+		}
+		rep.Score = time.Since(mark)
+
+		mark = time.Now()
+		err = parallel(ctx, len(rows), func(lo, hi int) error {
+			customer := &profilev1.Customer{}
+			for i := lo; i < hi; i++ {
+				r := &rows[i]
+				if r.profile == nil {
+					continue // reevaluate skips a customer without a profile
+				}
+				proto.Reset(customer)
+				if err := proto.Unmarshal(r.profile, customer); err != nil {
+					return fmt.Errorf("store: decode profile %q: %w", r.id, err)
+				}
+				in := domain.RuleInput{
+					Customer:     customer,
+					Features:     convert.FeaturesToProto(r.features),
+					Scores:       convert.ScoreToProto(r.newScore),
+					Now:          now,
+					WindowChange: r.window,
+					TenureChange: r.tenure,
+				}
+				old, bits := oldBits[i*words:(i+1)*words], newBits[i*words:(i+1)*words]
+				var next time.Time
+				for j, rule := range rules {
+					w, m := j/64, uint64(1)<<(j%64)
+					if rule == nil {
+						bits[w] |= old[w] & m
+						continue
+					}
+					if held, _ := rule.Eval(in); held {
+						bits[w] |= m
+					}
+					if rule.UsesTime() {
+						if nc := rule.NextChange(in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
+							next = nc
+						}
+					}
+				}
+				if !next.IsZero() {
+					r.newDue = next.UnixNano()
+				}
+			}
+			return nil
+		})
+		rep.Evaluate = time.Since(mark)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Segments = len(dyn)
+
+	mark := time.Now()
+	for lo := 0; lo < len(rows); lo += bulkChunk {
+		hi := min(lo+bulkChunk, len(rows))
+		last := hi == len(rows)
+		var entered, left int64
+		var timers, scores int
+		var chunkSegs []segmentRecord
+		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+			entered, left, timers, scores = 0, 0, 0, 0
+			chunkSegs = slices.Clone(segs)
+			before := sizes(chunkSegs)
+			t := tx{Tx: btx, tenant: tenant}
+			// The feed only ever appends: full pages are the right split.
+			btx.Bucket(feed.LogBucket).FillPercent = 1.0
+			for i := lo; i < hi; i++ {
+				r := &rows[i]
+				if r.profile == nil {
+					continue
+				}
+				if r.scoreChanged {
+					if err := s.putBulkScore(ctx, t, r, now); err != nil {
+						return err
+					}
+					scores++
+				}
+				old, bits := oldBits[i*words:(i+1)*words], newBits[i*words:(i+1)*words]
+				for j, si := range dyn {
+					w, m := j/64, uint64(1)<<(j%64)
+					in := bits[w]&m != 0
+					if in == (old[w]&m != 0) {
+						continue
+					}
+					if err := s.setMembership(ctx, t, &chunkSegs[si], r.id, in, now, reason); err != nil {
+						return err
+					}
+					if in {
+						entered++
+					} else {
+						left++
+					}
+				}
+				if r.newDue != r.oldDue {
+					due := time.Time{}
+					if r.newDue != 0 {
+						due = time.Unix(0, r.newDue)
+					}
+					if err := s.schedule(t, r.id, due); err != nil {
+						return err
+					}
+					timers++
+				}
+			}
+			if err := t.putSegments(chunkSegs, before); err != nil {
+				return err
+			}
+			if last {
+				return t.b(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		segs = chunkSegs
+		rep.Entered += entered
+		rep.Left += left
+		rep.TimersChanged += timers
+		rep.ScoresChanged += scores
+	}
+	if len(rows) == 0 {
+		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+			return btx.Bucket(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep.Write = time.Since(mark)
+	for i := range rows {
+		if rows[i].profile != nil {
+			rep.Customers++
+		}
+	}
+	return rep, nil
+}
+
+// putBulkScore stores a changed score with its feed event, as Rescore does.
+func (s *Store) putBulkScore(ctx context.Context, t tx, r *bulkRow, now time.Time) error {
+	if err := put(t.b(bucketScores), boltdb.Key(t.tenant, r.id), r.newScore); err != nil {
+		return err
+	}
+	change := &segmentationv1.ScoresChange{CustomerId: r.id, After: convert.ScoreToProto(r.newScore)}
+	if r.oldScore != (domain.Score{}) {
+		change.Before = convert.ScoreToProto(r.oldScore)
+	}
+	change.After.ScoreTime = convert.Timestamp(now)
+	_, err := s.feed.Append(ctx, t.Tx, t.tenant, TypeScoresChanged, r.id, change)
+	return err
+}
+
+// readBulkRows lists the tenant's customers: the union of the states and
+// profiles buckets, in key order, with their raw records (pointing into the
+// transaction's memory).
+func readBulkRows(btx *bolt.Tx, tenant string) []bulkRow {
+	prefix := boltdb.Prefix(tenant)
+	sc := btx.Bucket(bucketStates).Cursor()
+	pc := btx.Bucket(bucketProfiles).Cursor()
+	sk, sv := sc.Seek(prefix)
+	pk, pv := pc.Seek(prefix)
+	live := func(k []byte) bool { return k != nil && bytes.HasPrefix(k, prefix) }
+	var rows []bulkRow
+	for live(sk) || live(pk) {
+		switch c := compareLive(sk, pk, live); {
+		case c < 0:
+			rows = append(rows, bulkRow{id: string(sk[len(prefix):]), hasState: true, rawState: sv})
+			sk, sv = sc.Next()
+		case c > 0:
+			rows = append(rows, bulkRow{id: string(pk[len(prefix):]), profile: pv})
+			pk, pv = pc.Next()
+		default:
+			rows = append(rows, bulkRow{id: string(sk[len(prefix):]), hasState: true, rawState: sv, profile: pv})
+			sk, sv = sc.Next()
+			pk, pv = pc.Next()
+		}
+	}
+	return rows
+}
+
+// compareLive orders two cursor keys, a finished cursor last.
+func compareLive(a, b []byte, live func([]byte) bool) int {
+	switch {
+	case !live(a):
+		return 1
+	case !live(b):
+		return -1
+	}
+	return bytes.Compare(a, b)
+}
+
+// readBulkSide fills in each row's stored score, dynamic memberships (as
+// bits, dynamic segment j at bit j) and timer, walking the scores,
+// member_of and timer_of buckets alongside rows, all in the same key order.
+func readBulkSide(btx *bolt.Tx, tenant string, rows []bulkRow, dynOf map[string]int, words int, bits []uint64) error {
+	prefix := boltdb.Prefix(tenant)
+	// join walks bucket b's keys under the tenant; at calls f with the row
+	// whose id is the key's first part and the rest after it.
+	join := func(b []byte, f func(r int, rest, v []byte) error) error {
+		c := btx.Bucket(b).Cursor()
+		r := 0
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			k = k[len(prefix):]
+			id, rest := k, []byte(nil)
+			if i := bytes.IndexByte(k, boltdb.Sep); i >= 0 {
+				id, rest = k[:i], k[i+1:]
+			}
+			for r < len(rows) && rows[r].id < string(id) {
+				r++
+			}
+			if r == len(rows) {
+				return nil
+			}
+			if rows[r].id != string(id) {
+				continue
+			}
+			if err := f(r, rest, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := join(bucketScores, func(r int, rest, v []byte) error {
+		if rest == nil {
+			rows[r].rawScore = v
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if words > 0 {
+		err = join(bucketMemberOf, func(r int, rest, _ []byte) error {
+			if j, ok := dynOf[string(rest)]; ok {
+				bits[r*words+j/64] |= 1 << (j % 64)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return join(bucketTimerOf, func(r int, rest, v []byte) error {
+		if rest == nil && len(v) == 8 {
+			rows[r].oldDue = int64(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+}
+
+// decodeBulkRows decodes states and scores and derives the features.
+func decodeBulkRows(rows []bulkRow, now time.Time, currency string) error {
+	for i := range rows {
+		r := &rows[i]
+		st := &domain.State{CustomerID: r.id}
+		if r.rawState != nil {
+			var err error
+			if st, err = decode[domain.State](r.rawState); err != nil {
+				return err
+			}
+		}
+		r.features = st.Features(now, currency)
+		r.window, r.tenure = st.NextWindowChange(now), st.NextTenureChange(now)
+		if r.rawScore != nil {
+			sc, err := decode[domain.Score](r.rawScore)
+			if err != nil {
+				return err
+			}
+			r.oldScore = *sc
+		}
+		r.rawState, r.rawScore = nil, nil
+	}
+	return nil
+}
+
+// parallel runs f over [0, n) in chunks on GOMAXPROCS goroutines and
+// returns the first error.
+func parallel(ctx context.Context, n int, f func(lo, hi int) error) error {
+	const chunk = 1024
+	workers := runtime.GOMAXPROCS(0)
+	var (
+		mu    sync.Mutex
+		next  int
+		first error
+		wg    sync.WaitGroup
+	)
+	take := func() (int, int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first != nil || next >= n {
+			return 0, 0, false
+		}
+		lo := next
+		next = min(n, next+chunk)
+		return lo, next, true
+	}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				lo, hi, ok := take()
+				if !ok {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = f(lo, hi)
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
