@@ -71,6 +71,9 @@ type DB struct {
 
 	reqs chan *request
 	done chan struct{}
+	// scratch belongs to the write transaction being built by the
+	// committer; only the committer goroutine touches it.
+	scratch *Scratch
 
 	// mu guards closed; Update holds it for reading while it queues.
 	mu     sync.RWMutex
@@ -109,7 +112,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("boltdb: %w", err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	// The freelist is not written on every commit (as etcd runs bbolt): it is
+	// rebuilt by scanning at open, which saves page writes on every commit.
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync,
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("boltdb: open %s: %w", path, err)
 	}
@@ -254,12 +260,14 @@ func (db *DB) commit(batch []*request) {
 	pending := batch
 	for len(pending) > 0 {
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			db.scratch = &Scratch{tx: tx, values: map[any]any{}}
+			defer func() { db.scratch = nil }()
 			for i, r := range pending {
 				if err := runSafely(r.fn, tx); err != nil {
 					return &errItem{index: i, err: err}
 				}
 			}
-			return nil
+			return db.scratch.flush()
 		})
 		var item *errItem
 		if errors.As(err, &item) {
@@ -281,6 +289,60 @@ func (db *DB) commit(batch []*request) {
 		}
 		return
 	}
+}
+
+// Scratch is shared by the writes of one group-commit transaction: a record
+// decoded by one write (a tenant's counters) is reused by the next, and
+// written back once, just before the commit, instead of once per write.
+// It lives for one attempt of the transaction: when a write fails and the
+// batch is run again, the new attempt starts with an empty scratch.
+type Scratch struct {
+	tx      *bolt.Tx
+	values  map[any]any
+	order   []any
+	flushes map[any]func(*bolt.Tx) error
+}
+
+// Scratch returns the scratch of tx, the transaction an Update function is
+// running in. It panics when called with any other transaction: that is a
+// programming error (a View, or a transaction kept past its function).
+func (db *DB) Scratch(tx *bolt.Tx) *Scratch {
+	if db.scratch == nil || db.scratch.tx != tx {
+		panic("boltdb: Scratch called outside the Update function of tx")
+	}
+	return db.scratch
+}
+
+// Get returns the value stored under key in this transaction.
+func (s *Scratch) Get(key any) (any, bool) {
+	v, ok := s.values[key]
+	return v, ok
+}
+
+// Set stores a value for the rest of this transaction.
+func (s *Scratch) Set(key, v any) { s.values[key] = v }
+
+// BeforeCommit runs f once, after every write of the transaction and before
+// it commits, in the same transaction; registering the same key again keeps
+// the first f. An error fails every write of the batch.
+func (s *Scratch) BeforeCommit(key any, f func(*bolt.Tx) error) {
+	if s.flushes == nil {
+		s.flushes = map[any]func(*bolt.Tx) error{}
+	}
+	if _, ok := s.flushes[key]; ok {
+		return
+	}
+	s.flushes[key] = f
+	s.order = append(s.order, key)
+}
+
+func (s *Scratch) flush() error {
+	for _, k := range s.order {
+		if err := s.flushes[k](s.tx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runSafely turns a panic in one write into that write's error, so a bug in

@@ -349,3 +349,51 @@ func TestOnCommitRunsAfterCommit(t *testing.T) {
 		t.Errorf("Path = %q", db.Path())
 	}
 }
+
+func TestScratchIsSharedWithinATransactionAndFlushedOnce(t *testing.T) {
+	db := OpenTemp(t, Options{Buckets: [][]byte{items}})
+	flushes := 0
+	release, held := hold(t, db)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			errs <- db.Update(context.Background(), func(tx *bolt.Tx) error {
+				sc := db.Scratch(tx)
+				n, _ := sc.Get("n")
+				count, _ := n.(int)
+				sc.Set("n", count+1)
+				sc.BeforeCommit("n", func(tx *bolt.Tx) error {
+					flushes++
+					v, _ := sc.Get("n")
+					return tx.Bucket(items).Put([]byte("n"), []byte{byte(v.(int))})
+				})
+				return nil
+			})
+		}()
+	}
+	until(t, "both writes are queued", func() bool { return queued(db) == 2 })
+	released(t, release, held)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got byte
+	db.View(func(tx *bolt.Tx) error { got = tx.Bucket(items).Get([]byte("n"))[0]; return nil })
+	if got != 2 {
+		t.Fatalf("counter %d, want 2: the second write must see the first's scratch value", got)
+	}
+	if flushes != 1 {
+		t.Fatalf("flushed %d times, want once for the one transaction", flushes)
+	}
+}
+
+func TestScratchOutsideUpdatePanics(t *testing.T) {
+	db := OpenTemp(t, Options{})
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Scratch in a View did not panic")
+		}
+	}()
+	db.View(func(tx *bolt.Tx) error { db.Scratch(tx); return nil })
+}

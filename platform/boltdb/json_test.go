@@ -35,3 +35,4 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatal("malformed JSON decoded without error")
 	}
 }
+

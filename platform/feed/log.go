@@ -82,14 +82,20 @@ func (l *Log) waitChan() <-chan struct{} {
 // Append adds an event to the feed inside tx, the transaction of the write
 // that caused it. ctx supplies the trace context carried by the event.
 func (l *Log) Append(ctx context.Context, tx *bolt.Tx, tenant, typ, key string, payload proto.Message) (*feedv1.Event, error) {
+	any, err := anypb.New(payload)
+	if err != nil {
+		return nil, fmt.Errorf("feed: payload: %w", err)
+	}
+	return l.AppendAny(ctx, tx, tenant, typ, key, any)
+}
+
+// AppendAny is Append with the payload already packed, so a writer can do
+// the encoding before its transaction instead of inside the serialized commit.
+func (l *Log) AppendAny(ctx context.Context, tx *bolt.Tx, tenant, typ, key string, any *anypb.Any) (*feedv1.Event, error) {
 	b := tx.Bucket(LogBucket)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return nil, fmt.Errorf("feed: sequence: %w", err)
-	}
-	any, err := anypb.New(payload)
-	if err != nil {
-		return nil, fmt.Errorf("feed: payload: %w", err)
 	}
 	carrier := propagation.MapCarrier{}
 	telemetry.Propagator.Inject(ctx, carrier)

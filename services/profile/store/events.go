@@ -9,12 +9,50 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/fault"
 	"rapport.dev/services/profile/convert"
 	"rapport.dev/services/profile/domain"
 )
+
+// encodedEvent is an event encoded for storage and for the feed.
+type encodedEvent struct {
+	json    []byte
+	payload *anypb.Any
+}
+
+func encodeEvent(e *domain.Event) (encodedEvent, error) {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return encodedEvent{}, fmt.Errorf("store: encode event: %w", err)
+	}
+	payload, err := anypb.New(convert.EventToProto(e))
+	if err != nil {
+		return encodedEvent{}, fmt.Errorf("store: encode feed payload: %w", err)
+	}
+	return encodedEvent{json: raw, payload: payload}, nil
+}
+
+// customerMeta reads only what recording an event needs of a customer
+// (whether it was merged away, and whether it came by referral, for the
+// tenant counters), skipping the rest of the record's fields.
+func (t *tx) customerMeta(id string) (*domain.Customer, error) {
+	raw := t.b(bucketCustomers).Get(boltdb.Key(t.tenant, id))
+	if raw == nil {
+		return nil, fmt.Errorf("customer %q: %w", id, fault.ErrNotFound)
+	}
+	var m struct {
+		ID          string             `json:"id"`
+		MergedInto  string             `json:"merged_into"`
+		Acquisition domain.Acquisition `json:"acq"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("store: decode customer %q: %w", id, err)
+	}
+	return &domain.Customer{ID: m.ID, MergedInto: m.MergedInto, Acquisition: m.Acquisition}, nil
+}
 
 // timeline returns the keys (copied) and records of a customer's timeline.
 func (t *tx) timeline(customerID string) ([][]byte, []*domain.Event, error) {
@@ -88,7 +126,7 @@ func (t *tx) retryOf(stored, e *domain.Event) (bool, error) {
 
 // recordOne appends one event inside t. Item-level failures are returned as
 // the result's error, not as the transaction's.
-func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, customers map[string]*domain.Customer, stats map[string]*domain.Stats) (domain.RecordResult, error) {
+func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encodedEvent, customers map[string]*domain.Customer) (domain.RecordResult, error) {
 	if idx := t.b(bucketEventIDs).Get(boltdb.Key(t.tenant, e.ID)); idx != nil {
 		stored, err := decode[domain.Event](t.b(bucketEvents).Get(idx))
 		if err != nil {
@@ -106,7 +144,7 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, customers
 	c := customers[e.CustomerID]
 	if c == nil {
 		var err error
-		c, err = t.customer(e.CustomerID)
+		c, err = t.customerMeta(e.CustomerID)
 		if err != nil {
 			return domain.RecordResult{Err: err}, nil
 		}
@@ -154,18 +192,15 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, customers
 		return domain.RecordResult{}, err
 	}
 	key := eventKey(t.tenant, e.CustomerID, e.OccurTime, seq)
-	if err := put(evb, key, e); err != nil {
+	if err := evb.Put(key, enc.json); err != nil {
 		return domain.RecordResult{}, err
 	}
 	if err := t.b(bucketEventIDs).Put(boltdb.Key(t.tenant, e.ID), key); err != nil {
 		return domain.RecordResult{}, err
 	}
-	st := stats[e.CustomerID]
-	if st == nil {
-		if st, err = t.stats(e.CustomerID); err != nil {
-			return domain.RecordResult{}, err
-		}
-		stats[e.CustomerID] = st
+	st, err := t.stats(e.CustomerID)
+	if err != nil {
+		return domain.RecordResult{}, err
 	}
 	ts, err := t.tenantStats()
 	if err != nil {
@@ -175,8 +210,7 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, customers
 	ts.Add(c, st, -1)
 	st.Apply(e)
 	ts.Add(c, st, 1)
-	t.changed = true
-	if _, err := s.feed.Append(ctx, t.tx, t.tenant, TypeEventRecorded, e.CustomerID, convert.EventToProto(e)); err != nil {
+	if _, err := s.feed.AppendAny(ctx, t.tx, t.tenant, TypeEventRecorded, e.CustomerID, enc.payload); err != nil {
 		return domain.RecordResult{}, err
 	}
 	return domain.RecordResult{Event: e, Created: true}, nil
@@ -185,25 +219,28 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, customers
 // RecordEvents implements domain.Repository: the whole batch is one durable
 // commit, and each item succeeds or fails on its own.
 func (s *Store) RecordEvents(ctx context.Context, tenant string, evs []*domain.Event) ([]domain.RecordResult, error) {
+	// Encoding happens here, in the caller's goroutine, not in the commit
+	// that every writer waits on.
+	encs := make([]encodedEvent, len(evs))
+	for i, e := range evs {
+		var err error
+		if encs[i], err = encodeEvent(e); err != nil {
+			return nil, err
+		}
+	}
 	var results []domain.RecordResult
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-		t := newTx(btx, tenant)
+		t := s.writeTx(btx, tenant)
 		results = make([]domain.RecordResult, len(evs))
 		customers := map[string]*domain.Customer{}
-		stats := map[string]*domain.Stats{}
 		for i, e := range evs {
-			r, err := s.recordOne(ctx, t, e, customers, stats)
+			r, err := s.recordOne(ctx, t, e, encs[i], customers)
 			if err != nil {
 				return err
 			}
 			results[i] = r
 		}
-		for id, st := range stats {
-			if err := t.putStats(id, st); err != nil {
-				return err
-			}
-		}
-		return t.flush()
+		return nil
 	})
 	return results, err
 }
@@ -279,7 +316,7 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 	var moved int64
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
 		moved = 0
-		t := newTx(btx, tenant)
+		t := s.writeTx(btx, tenant)
 		target, err := t.customer(targetID)
 		if err != nil {
 			return err
@@ -351,8 +388,7 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 		}
 		ts.Add(target, tst, -1)
 		ts.Add(src, sst, -1)
-		t.changed = true
-		if err := t.indexDuplicates(target, false); err != nil {
+			if err := t.indexDuplicates(target, false); err != nil {
 			return err
 		}
 		if err := t.indexDuplicates(src, false); err != nil {
@@ -368,10 +404,7 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 		if err := t.indexDuplicates(target, true); err != nil {
 			return err
 		}
-		if err := t.b(bucketStats).Delete(boltdb.Key(tenant, srcID)); err != nil {
-			return err
-		}
-		if err := t.putStats(targetID, tst); err != nil {
+		if err := t.deleteStats(srcID); err != nil {
 			return err
 		}
 		if err := t.putCustomer(src); err != nil {
@@ -387,7 +420,7 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 			return err
 		}
 		out = target
-		return t.flush()
+		return nil
 	})
 	return out, moved, err
 }

@@ -41,16 +41,23 @@ func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
 
 func put(b *bolt.Bucket, key []byte, v any) error { return boltdb.PutJSON(b, key, v) }
 
-// tx bundles the buckets of one transaction and caches the tenant counters,
-// written back once at the end.
+// tx bundles one transaction's buckets for one tenant. In a write
+// transaction it keeps the customer counters and the tenant counters in the
+// group commit's scratch: every write of the group updates the same decoded
+// copy, written back once before the commit.
 type tx struct {
 	tx      *bolt.Tx
 	tenant  string
-	tstats  *domain.TenantStats
-	changed bool
+	scratch *boltdb.Scratch
 }
 
+// newTx is for read transactions.
 func newTx(t *bolt.Tx, tenant string) *tx { return &tx{tx: t, tenant: tenant} }
+
+// writeTx is for the functions passed to db.Update.
+func (s *Store) writeTx(t *bolt.Tx, tenant string) *tx {
+	return &tx{tx: t, tenant: tenant, scratch: s.db.Scratch(t)}
+}
 
 func (t *tx) b(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 
@@ -66,38 +73,66 @@ func (t *tx) putCustomer(c *domain.Customer) error {
 	return put(t.b(bucketCustomers), boltdb.Key(t.tenant, c.ID), c)
 }
 
+// Scratch keys of the cached counters.
+type (
+	statsKey       struct{ tenant, id string }
+	tenantStatsKey string
+)
+
+// cached returns the scratch copy of a JSON record, loading it from bucket
+// on first use in the transaction and arranging to write it back (or delete
+// it, when set to nil) before the commit.
+func cached[T any](t *tx, key any, bucket, dbKey []byte) (*T, error) {
+	if t.scratch != nil {
+		if v, ok := t.scratch.Get(key); ok {
+			if v.(*T) != nil {
+				return v.(*T), nil
+			}
+			fresh := new(T) // deleted earlier in this transaction: starts empty
+			t.scratch.Set(key, fresh)
+			return fresh, nil
+		}
+	}
+	v := new(T)
+	if raw := t.b(bucket).Get(dbKey); raw != nil {
+		var err error
+		if v, err = decode[T](raw); err != nil {
+			return nil, err
+		}
+	}
+	if t.scratch != nil {
+		t.scratch.Set(key, v)
+		sc := t.scratch
+		t.scratch.BeforeCommit(key, func(btx *bolt.Tx) error {
+			cur, _ := sc.Get(key)
+			if cur.(*T) == nil {
+				return btx.Bucket(bucket).Delete(dbKey)
+			}
+			return put(btx.Bucket(bucket), dbKey, cur)
+		})
+	}
+	return v, nil
+}
+
+// stats returns a customer's counters; in a write transaction, changes to
+// the returned value are stored at commit.
 func (t *tx) stats(id string) (*domain.Stats, error) {
-	raw := t.b(bucketStats).Get(boltdb.Key(t.tenant, id))
-	if raw == nil {
-		return &domain.Stats{}, nil
+	return cached[domain.Stats](t, statsKey{t.tenant, id}, bucketStats, boltdb.Key(t.tenant, id))
+}
+
+// deleteStats removes a customer's counters at commit.
+func (t *tx) deleteStats(id string) error {
+	if _, err := t.stats(id); err != nil { // registers the write-back
+		return err
 	}
-	return decode[domain.Stats](raw)
+	t.scratch.Set(statsKey{t.tenant, id}, (*domain.Stats)(nil))
+	return nil
 }
 
-func (t *tx) putStats(id string, s *domain.Stats) error {
-	return put(t.b(bucketStats), boltdb.Key(t.tenant, id), s)
-}
-
+// tenantStats returns the tenant's counters; in a write transaction, changes
+// to the returned value are stored at commit.
 func (t *tx) tenantStats() (*domain.TenantStats, error) {
-	if t.tstats != nil {
-		return t.tstats, nil
-	}
-	raw := t.b(bucketTenantStats).Get([]byte(t.tenant))
-	if raw == nil {
-		t.tstats = &domain.TenantStats{}
-		return t.tstats, nil
-	}
-	s, err := decode[domain.TenantStats](raw)
-	t.tstats = s
-	return s, err
-}
-
-// flush writes the tenant counters back if they changed.
-func (t *tx) flush() error {
-	if !t.changed {
-		return nil
-	}
-	return put(t.b(bucketTenantStats), []byte(t.tenant), t.tstats)
+	return cached[domain.TenantStats](t, tenantStatsKey(t.tenant), bucketTenantStats, []byte(t.tenant))
 }
 
 func (t *tx) indexDuplicates(c *domain.Customer, add bool) error {
@@ -127,7 +162,7 @@ func (s *Store) CreateCustomers(ctx context.Context, tenant string, cs []*domain
 	var results []domain.CreateResult
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
 		results = make([]domain.CreateResult, len(cs))
-		t := newTx(btx, tenant)
+		t := s.writeTx(btx, tenant)
 		ts, err := t.tenantStats()
 		if err != nil {
 			return err
@@ -152,13 +187,12 @@ func (s *Store) CreateCustomers(ctx context.Context, tenant string, cs []*domain
 				return err
 			}
 			ts.Add(c, nil, 1)
-			t.changed = true
 			if err := s.publishCustomer(ctx, t, TypeCustomerCreated, c); err != nil {
 				return err
 			}
 			results[i] = domain.CreateResult{Customer: c, Created: true}
 		}
-		return t.flush()
+		return nil
 	})
 	return results, err
 }
@@ -178,7 +212,7 @@ func (s *Store) GetCustomer(ctx context.Context, tenant, id string) (*domain.Cus
 func (s *Store) UpdateCustomer(ctx context.Context, tenant, id string, mutate func(*domain.Customer) error) (*domain.Customer, error) {
 	var out *domain.Customer
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-		t := newTx(btx, tenant)
+		t := s.writeTx(btx, tenant)
 		old, err := t.customer(id)
 		if err != nil {
 			return err
@@ -201,7 +235,6 @@ func (s *Store) UpdateCustomer(ctx context.Context, tenant, id string, mutate fu
 		}
 		ts.Add(old, st, -1)
 		ts.Add(c, st, 1)
-		t.changed = true
 		if err := t.indexDuplicates(old, false); err != nil {
 			return err
 		}
@@ -215,7 +248,7 @@ func (s *Store) UpdateCustomer(ctx context.Context, tenant, id string, mutate fu
 			return err
 		}
 		out = c
-		return t.flush()
+		return nil
 	})
 	return out, err
 }
@@ -293,7 +326,7 @@ func (s *Store) ListCustomers(ctx context.Context, tenant string, f domain.Filte
 func (s *Store) Erase(ctx context.Context, tenant, id string, now time.Time) (*domain.Customer, error) {
 	var out *domain.Customer
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-		t := newTx(btx, tenant)
+		t := s.writeTx(btx, tenant)
 		c, err := t.customer(id)
 		if err != nil {
 			return err
