@@ -35,4 +35,3 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatal("malformed JSON decoded without error")
 	}
 }
-

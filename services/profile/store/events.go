@@ -388,7 +388,7 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 		}
 		ts.Add(target, tst, -1)
 		ts.Add(src, sst, -1)
-			if err := t.indexDuplicates(target, false); err != nil {
+		if err := t.indexDuplicates(target, false); err != nil {
 			return err
 		}
 		if err := t.indexDuplicates(src, false); err != nil {
