@@ -320,16 +320,15 @@ func TestFollowerSpanJoinsTheRequestTrace(t *testing.T) {
 
 	// Event 1 is written by a traced request, event 2 by untraced work.
 	reqCtx, reqSpan := srcTP.Tracer("test").Start(context.Background(), "CreateCustomer")
-	var appended *feedv1.Event
 	err := src.Update(reqCtx, func(tx *bolt.Tx) error {
-		var err error
-		appended, err = log.Append(reqCtx, tx, "acme", "customer.created", "c1", wrapperspb.String("c1"))
+		_, err := log.Append(reqCtx, tx, "acme", "customer.created", "c1", wrapperspb.String("c1"))
 		return err
 	})
 	reqSpan.End()
 	if err != nil {
 		t.Fatal(err)
 	}
+	appended := read(t, log, tenancy.All, 0, 1)[0]
 	req := reqSpan.SpanContext()
 	if tp := appended.TraceContext["traceparent"]; !strings.Contains(tp, req.TraceID().String()) || !strings.Contains(tp, req.SpanID().String()) {
 		t.Fatalf("traceparent = %q, want trace %s span %s", tp, req.TraceID(), req.SpanID())

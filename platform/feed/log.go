@@ -23,6 +23,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -81,42 +82,65 @@ func (l *Log) waitChan() <-chan struct{} {
 
 // Append adds an event to the feed inside tx, the transaction of the write
 // that caused it. ctx supplies the trace context carried by the event.
-func (l *Log) Append(ctx context.Context, tx *bolt.Tx, tenant, typ, key string, payload proto.Message) (*feedv1.Event, error) {
-	any, err := anypb.New(payload)
+func (l *Log) Append(ctx context.Context, tx *bolt.Tx, tenant, typ, key string, payload proto.Message) (uint64, error) {
+	p, err := l.Prepare(ctx, tenant, typ, key, payload)
 	if err != nil {
-		return nil, fmt.Errorf("feed: payload: %w", err)
+		return 0, err
 	}
-	return l.AppendAny(ctx, tx, tenant, typ, key, any)
+	return l.AppendPrepared(tx, p)
 }
 
-// AppendAny is Append with the payload already packed, so a writer can do
-// the encoding before its transaction instead of inside the serialized commit.
-func (l *Log) AppendAny(ctx context.Context, tx *bolt.Tx, tenant, typ, key string, any *anypb.Any) (*feedv1.Event, error) {
-	b := tx.Bucket(LogBucket)
-	seq, err := b.NextSequence()
+// Prepared is a feed event encoded ahead of its transaction: everything but
+// its sequence number, which only the transaction can assign.
+type Prepared struct {
+	raw []byte
+}
+
+// Prepare encodes an event outside the write transaction, so the encoding is
+// not done inside the serialized commit every writer waits on. The event's
+// time is taken now.
+func (l *Log) Prepare(ctx context.Context, tenant, typ, key string, payload proto.Message) (Prepared, error) {
+	any, err := anypb.New(payload)
 	if err != nil {
-		return nil, fmt.Errorf("feed: sequence: %w", err)
+		return Prepared{}, fmt.Errorf("feed: payload: %w", err)
 	}
 	carrier := propagation.MapCarrier{}
 	telemetry.Propagator.Inject(ctx, carrier)
-	ev := &feedv1.Event{
-		Sequence:     seq,
+	raw, err := proto.Marshal(&feedv1.Event{
 		Tenant:       tenant,
 		Type:         typ,
 		Key:          key,
 		Time:         timestamppb.New(l.clock.Now()),
 		Payload:      any,
 		TraceContext: carrier,
-	}
-	raw, err := proto.Marshal(ev)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("feed: encode: %w", err)
+		return Prepared{}, fmt.Errorf("feed: encode: %w", err)
 	}
-	if err := b.Put(boltdb.U64(seq), raw); err != nil {
-		return nil, fmt.Errorf("feed: put: %w", err)
-	}
-	return ev, nil
+	return Prepared{raw: raw}, nil
 }
+
+// AppendPrepared adds a prepared event inside tx and returns its sequence.
+// The sequence field is appended to the encoded event: protobuf decoders
+// accept fields in any order.
+func (l *Log) AppendPrepared(tx *bolt.Tx, p Prepared) (uint64, error) {
+	b := tx.Bucket(LogBucket)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return 0, fmt.Errorf("feed: sequence: %w", err)
+	}
+	raw := make([]byte, 0, len(p.raw)+10)
+	raw = append(raw, p.raw...)
+	raw = protowire.AppendTag(raw, sequenceField, protowire.VarintType)
+	raw = protowire.AppendVarint(raw, seq)
+	if err := b.Put(boltdb.U64(seq), raw); err != nil {
+		return 0, fmt.Errorf("feed: put: %w", err)
+	}
+	return seq, nil
+}
+
+// sequenceField is feedv1.Event's sequence field number.
+const sequenceField = 1
 
 // Read returns up to limit events after sequence after, of tenant (or of
 // every tenant when tenant is tenancy.All).

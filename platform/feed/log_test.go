@@ -173,11 +173,11 @@ func TestConcurrentAppendsHaveNoGaps(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			key := fmt.Sprintf("c%d", i)
-			var ev *feedv1.Event
+			var seq uint64
 			err := db.Update(ctx, func(tx *bolt.Tx) error {
 				var err error
 				// The last run of fn is the one that committed.
-				ev, err = log.Append(ctx, tx, "t1", "customer.updated", key, wrapperspb.String(key))
+				seq, err = log.Append(ctx, tx, "t1", "customer.updated", key, wrapperspb.String(key))
 				if err != nil {
 					return err
 				}
@@ -192,7 +192,7 @@ func TestConcurrentAppendsHaveNoGaps(t *testing.T) {
 			}
 			if err == nil {
 				mu.Lock()
-				got[ev.Sequence] = key
+				got[seq] = key
 				mu.Unlock()
 			}
 		})

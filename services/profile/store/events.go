@@ -9,49 +9,41 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/fault"
+	"rapport.dev/platform/feed"
 	"rapport.dev/services/profile/convert"
 	"rapport.dev/services/profile/domain"
 )
 
 // encodedEvent is an event encoded for storage and for the feed.
 type encodedEvent struct {
-	json    []byte
-	payload *anypb.Any
+	json []byte
+	feed feed.Prepared
 }
 
-func encodeEvent(e *domain.Event) (encodedEvent, error) {
+func (s *Store) encodeEvent(ctx context.Context, tenant string, e *domain.Event) (encodedEvent, error) {
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return encodedEvent{}, fmt.Errorf("store: encode event: %w", err)
 	}
-	payload, err := anypb.New(convert.EventToProto(e))
+	p, err := s.feed.Prepare(ctx, tenant, TypeEventRecorded, e.CustomerID, convert.EventToProto(e))
 	if err != nil {
-		return encodedEvent{}, fmt.Errorf("store: encode feed payload: %w", err)
+		return encodedEvent{}, err
 	}
-	return encodedEvent{json: raw, payload: payload}, nil
+	return encodedEvent{json: raw, feed: p}, nil
 }
 
 // customerMeta reads only what recording an event needs of a customer
 // (whether it was merged away, and whether it came by referral, for the
-// tenant counters), skipping the rest of the record's fields.
+// tenant counters), from customer_meta instead of parsing the record.
 func (t *tx) customerMeta(id string) (*domain.Customer, error) {
-	raw := t.b(bucketCustomers).Get(boltdb.Key(t.tenant, id))
-	if raw == nil {
+	v := t.b(bucketMeta).Get(boltdb.Key(t.tenant, id))
+	if len(v) == 0 {
 		return nil, fmt.Errorf("customer %q: %w", id, fault.ErrNotFound)
 	}
-	var m struct {
-		ID          string             `json:"id"`
-		MergedInto  string             `json:"merged_into"`
-		Acquisition domain.Acquisition `json:"acq"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("store: decode customer %q: %w", id, err)
-	}
-	return &domain.Customer{ID: m.ID, MergedInto: m.MergedInto, Acquisition: m.Acquisition}, nil
+	return decodeMeta(id, v), nil
 }
 
 // timeline returns the keys (copied) and records of a customer's timeline.
@@ -210,7 +202,7 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 	ts.Add(c, st, -1)
 	st.Apply(e)
 	ts.Add(c, st, 1)
-	if _, err := s.feed.AppendAny(ctx, t.tx, t.tenant, TypeEventRecorded, e.CustomerID, enc.payload); err != nil {
+	if _, err := s.feed.AppendPrepared(t.tx, enc.feed); err != nil {
 		return domain.RecordResult{}, err
 	}
 	return domain.RecordResult{Event: e, Created: true}, nil
@@ -224,7 +216,7 @@ func (s *Store) RecordEvents(ctx context.Context, tenant string, evs []*domain.E
 	encs := make([]encodedEvent, len(evs))
 	for i, e := range evs {
 		var err error
-		if encs[i], err = encodeEvent(e); err != nil {
+		if encs[i], err = s.encodeEvent(ctx, tenant, e); err != nil {
 			return nil, err
 		}
 	}

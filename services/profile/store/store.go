@@ -70,7 +70,11 @@ func (t *tx) customer(id string) (*domain.Customer, error) {
 }
 
 func (t *tx) putCustomer(c *domain.Customer) error {
-	return put(t.b(bucketCustomers), boltdb.Key(t.tenant, c.ID), c)
+	key := boltdb.Key(t.tenant, c.ID)
+	if err := t.b(bucketMeta).Put(key, encodeMeta(c)); err != nil {
+		return err
+	}
+	return put(t.b(bucketCustomers), key, c)
 }
 
 // Scratch keys of the cached counters.
