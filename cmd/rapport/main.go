@@ -2,8 +2,8 @@
 // Loki and Mimir targets: `rapport serve --target=all` runs every service and
 // the gateway in one process (each service on its own gRPC listener, talking
 // to the others over gRPC), `--target=profile` or `--target=gateway` runs
-// one. `rapport import` bulk-loads purchase histories through the gRPC API,
-// and `rapport load` measures the suite under load.
+// one. `rapport import` bulk-loads purchase histories through the gRPC API;
+// `rapport load` and `rapport bench` measure the suite.
 package main
 
 import (
@@ -23,7 +23,9 @@ usage:
   rapport serve  [flags]   run the suite, or one component of it (--target)
   rapport import [flags] FILE
                            load purchase histories from CSV through the gRPC API
-  rapport load   [flags]   run the benchmarks that need a running process
+  rapport load   [flags]   measure durable writes, batched ingest and gateway reads (BENCHMARKS.md)
+  rapport bench segmentation [flags]
+                           measure segmentation freshness and full re-evaluation (BENCHMARKS-SEGMENTATION.md)
   rapport help COMMAND     show a command's flags
 `
 
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string) error {
 		return importCmd(ctx, rest)
 	case "load":
 		return loadCmd(ctx, rest)
+	case "bench":
+		return benchCmd(ctx, rest)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

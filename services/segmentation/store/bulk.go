@@ -159,9 +159,10 @@ const bulkChunk = 20_000
 
 // bulkRow is one customer during ReevaluateAll.
 type bulkRow struct {
-	id       string
-	hasState bool
-	// profile points into the read transaction's mmap; nil without a profile.
+	id                   string
+	hasState, hasProfile bool
+	// profile, rawState and rawScore point into the read transaction's
+	// memory and are cleared before it ends.
 	profile  []byte
 	rawState []byte
 	rawScore []byte
@@ -253,7 +254,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 		for i := range rows {
 			r := &rows[i]
 			r.newScore = r.oldScore
-			if r.scoreIdx >= 0 && r.profile != nil {
+			if r.scoreIdx >= 0 && r.hasProfile {
 				r.newScore = pop.Scores[r.scoreIdx]
 				r.scoreChanged = r.newScore != r.oldScore
 			}
@@ -265,7 +266,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 			customer := &profilev1.Customer{}
 			for i := lo; i < hi; i++ {
 				r := &rows[i]
-				if r.profile == nil {
+				if !r.hasProfile {
 					continue // reevaluate skips a customer without a profile
 				}
 				proto.Reset(customer)
@@ -304,6 +305,9 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 			return nil
 		})
 		rep.Evaluate = time.Since(mark)
+		for i := range rows {
+			rows[i].profile = nil // it points into the transaction's memory
+		}
 		return err
 	})
 	if err != nil {
@@ -327,7 +331,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 			btx.Bucket(feed.LogBucket).FillPercent = 1.0
 			for i := lo; i < hi; i++ {
 				r := &rows[i]
-				if r.profile == nil {
+				if !r.hasProfile {
 					continue
 				}
 				if r.scoreChanged {
@@ -390,7 +394,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 	}
 	rep.Write = time.Since(mark)
 	for i := range rows {
-		if rows[i].profile != nil {
+		if rows[i].hasProfile {
 			rep.Customers++
 		}
 	}
@@ -428,10 +432,10 @@ func readBulkRows(btx *bolt.Tx, tenant string) []bulkRow {
 			rows = append(rows, bulkRow{id: string(sk[len(prefix):]), hasState: true, rawState: sv})
 			sk, sv = sc.Next()
 		case c > 0:
-			rows = append(rows, bulkRow{id: string(pk[len(prefix):]), profile: pv})
+			rows = append(rows, bulkRow{id: string(pk[len(prefix):]), hasProfile: true, profile: pv})
 			pk, pv = pc.Next()
 		default:
-			rows = append(rows, bulkRow{id: string(sk[len(prefix):]), hasState: true, rawState: sv, profile: pv})
+			rows = append(rows, bulkRow{id: string(sk[len(prefix):]), hasState: true, hasProfile: true, rawState: sv, profile: pv})
 			sk, sv = sc.Next()
 			pk, pv = pc.Next()
 		}

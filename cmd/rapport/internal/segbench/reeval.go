@@ -1,0 +1,178 @@
+package segbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/clock"
+	"rapport.dev/platform/feed"
+	"rapport.dev/services/segmentation/store"
+)
+
+// tenant owns the benchmark's data.
+const tenant = "bench"
+
+// loadChunk is the customers per BulkLoad call (one transaction each).
+const loadChunk = 20_000
+
+// ReevalResult is the outcome of the reeval phase.
+type ReevalResult struct {
+	Customers int `json:"customers"`
+	Purchases int `json:"purchases"`
+	Segments  int `json:"segments"`
+	// Generate is the time spent generating the data, Load the BulkLoad
+	// transactions (both together: they interleave per chunk).
+	GenerateLoad Seconds `json:"generate_load_seconds"`
+	DBBytes      int64   `json:"db_bytes"`
+	// Cold is the first evaluation of the segments just defined: every
+	// membership, score, timer and feed event is written. Warm is the same
+	// full re-evaluation an hour later, when little changes: the steady
+	// state of a periodic full re-evaluation.
+	Cold Pass `json:"cold"`
+	Warm Pass `json:"warm"`
+	// PeakRSSBytes is the process's peak resident set (VmHWM) during the two
+	// passes, after the peak was reset at their start; PeakRSSLoadBytes the
+	// peak during generation and loading.
+	PeakRSSBytes     int64 `json:"peak_rss_bytes"`
+	PeakRSSLoadBytes int64 `json:"peak_rss_load_bytes"`
+	// HeapAfterBytes is the Go heap in use after the passes (before GC);
+	// TotalAllocBytes what the passes allocated.
+	HeapAfterBytes  uint64 `json:"heap_after_bytes"`
+	TotalAllocBytes uint64 `json:"total_alloc_bytes"`
+}
+
+// Pass is one ReevaluateAll.
+type Pass struct {
+	Total         Seconds `json:"total_seconds"`
+	Read          Seconds `json:"read_seconds"`
+	Score         Seconds `json:"score_seconds"`
+	Evaluate      Seconds `json:"evaluate_seconds"`
+	Write         Seconds `json:"write_seconds"`
+	Ranked        int     `json:"ranked"`
+	ScoresChanged int     `json:"scores_changed"`
+	Entered       int64   `json:"entered"`
+	Left          int64   `json:"left"`
+	TimersChanged int     `json:"timers_changed"`
+}
+
+// Seconds is a duration reported in seconds.
+type Seconds float64
+
+func secs(d time.Duration) Seconds { return Seconds(d.Seconds()) }
+
+// runReeval loads the data set into dir/segmentation.db through the store's
+// bulk loader, defines the segments and times two full re-evaluations.
+func runReeval(ctx context.Context, cfg Config, data *Dataset, dir string, progress io.Writer) (*ReevalResult, error) {
+	res := &ReevalResult{Customers: data.Len(), Purchases: cfg.Purchases, Segments: cfg.Segments}
+	opts := store.Options()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	path := filepath.Join(dir, "segmentation.db")
+	db, err := boltdb.Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	clk := clock.NewFake(cfg.Now)
+	st, err := store.New(db, feed.NewLog(db, clk), clk, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	for lo := 0; lo < data.Len(); lo += loadChunk {
+		hi := min(lo+loadChunk, data.Len())
+		var cs []*profilev1.Customer
+		var evs []*profilev1.Event
+		for i := lo; i < hi; i++ {
+			c := data.customer(i)
+			cs = append(cs, c.profile)
+			evs = append(evs, c.events()...)
+		}
+		if err := st.BulkLoad(ctx, tenant, cs, evs); err != nil {
+			return nil, err
+		}
+		if hi%200_000 == 0 || hi == data.Len() {
+			fmt.Fprintf(progress, "reeval: loaded %d/%d customers in %s\n", hi, data.Len(), time.Since(start).Round(time.Second))
+		}
+	}
+	res.GenerateLoad = secs(time.Since(start))
+	res.PeakRSSLoadBytes = peakRSS()
+
+	var defs []store.SegmentInput
+	for i := range cfg.Segments {
+		defs = append(defs, store.SegmentInput{ID: fmt.Sprintf("seg-%02d", i), Name: fmt.Sprintf("Segment %d", i),
+			Kind: int32(segmentationv1.SegmentKind_SEGMENT_KIND_DYNAMIC), Rule: rule(i)})
+	}
+	if err := st.DefineSegments(ctx, tenant, defs); err != nil {
+		return nil, err
+	}
+
+	runtime.GC()
+	resetPeakRSS()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pass := func(reason string) (Pass, error) {
+		t := time.Now()
+		rep, err := st.ReevaluateAll(ctx, tenant, reason)
+		if err != nil {
+			return Pass{}, err
+		}
+		return Pass{Total: secs(time.Since(t)), Read: secs(rep.Read), Score: secs(rep.Score), Evaluate: secs(rep.Evaluate),
+			Write: secs(rep.Write), Ranked: rep.Ranked, ScoresChanged: rep.ScoresChanged, Entered: rep.Entered,
+			Left: rep.Left, TimersChanged: rep.TimersChanged}, nil
+	}
+	fmt.Fprintf(progress, "reeval: cold full evaluation of %d segments over %d customers\n", cfg.Segments, data.Len())
+	if res.Cold, err = pass("segment created"); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "reeval: cold %.2fs; warm re-evaluation one hour later\n", float64(res.Cold.Total))
+	clk.Advance(time.Hour)
+	if res.Warm, err = pass("re-evaluated"); err != nil {
+		return nil, err
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	res.PeakRSSBytes = peakRSS()
+	res.HeapAfterBytes = after.HeapInuse
+	res.TotalAllocBytes = after.TotalAlloc - before.TotalAlloc
+	if fi, err := os.Stat(path); err == nil {
+		res.DBBytes = fi.Size()
+	}
+	return res, nil
+}
+
+// peakRSS reads VmHWM, the process's peak resident set, from
+// /proc/self/status; 0 where there is none.
+func peakRSS() int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// resetPeakRSS resets VmHWM to the current resident set (Linux 4.0+), so a
+// later peakRSS is the peak of what runs in between.
+func resetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
