@@ -253,9 +253,9 @@ func printURLs(out io.Writer, cfg serveConfig, runners []runner) {
 	for _, r := range runners {
 		switch r.name {
 		case targetGateway:
-			fmt.Fprintf(out, "  %-8s %s   REST; OpenAPI at %s/openapi.json, health at %s/readyz\n", r.name, r.url, r.url, r.url)
+			fmt.Fprintf(out, "  %-12s %s   REST; OpenAPI at %s/openapi.json, health at %s/readyz\n", r.name, r.url, r.url, r.url)
 		default:
-			fmt.Fprintf(out, "  %-8s %s   gRPC; try: grpcurl -plaintext %s list\n", r.name, r.url, strings.TrimPrefix(r.url, "grpc://"))
+			fmt.Fprintf(out, "  %-12s %s   gRPC; try: grpcurl -plaintext %s list\n", r.name, r.url, strings.TrimPrefix(r.url, "grpc://"))
 		}
 	}
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
