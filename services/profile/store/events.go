@@ -50,8 +50,8 @@ func (t *tx) customerMeta(id string) (*domain.Customer, error) {
 func (t *tx) timeline(customerID string) ([][]byte, []*domain.Event, error) {
 	var keys [][]byte
 	var evs []*domain.Event
-	prefix := boltdb.Prefix(t.tenant, customerID)
-	c := t.b(bucketEvents).Cursor()
+	prefix := timelinePrefix(t.tenant, customerID)
+	c := t.b(bucketCustomerData).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		e, err := decode[domain.Event](v)
 		if err != nil {
@@ -61,14 +61,6 @@ func (t *tx) timeline(customerID string) ([][]byte, []*domain.Event, error) {
 		evs = append(evs, e)
 	}
 	return keys, evs, nil
-}
-
-func eventKey(tenant, customerID string, at time.Time, seq uint64) []byte {
-	return boltdb.Key(tenant, customerID, sortableTime(at), boltdb.U64(seq))
-}
-
-func orderKey(tenant, customerID, orderID string) []byte {
-	return boltdb.Key(tenant, customerID, orderID)
 }
 
 // retryOf reports whether e is a retry of the stored event. The store may
@@ -120,7 +112,7 @@ func (t *tx) retryOf(stored, e *domain.Event) (bool, error) {
 // the result's error, not as the transaction's.
 func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encodedEvent, customers map[string]*domain.Customer) (domain.RecordResult, error) {
 	if idx := t.b(bucketEventIDs).Get(boltdb.Key(t.tenant, e.ID)); idx != nil {
-		stored, err := decode[domain.Event](t.b(bucketEvents).Get(idx))
+		stored, err := decode[domain.Event](t.b(bucketCustomerData).Get(idx))
 		if err != nil {
 			return domain.RecordResult{}, err
 		}
@@ -146,11 +138,11 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 		return domain.RecordResult{Err: fmt.Errorf("customer %q was merged into %q; record on that customer: %w",
 			c.ID, c.MergedInto, fault.ErrFailedPrecondition)}, nil
 	}
-	orders := t.b(bucketOrders)
+	data := t.b(bucketCustomerData)
 	switch {
 	case e.Purchase != nil:
 		key := orderKey(t.tenant, e.CustomerID, e.Purchase.OrderID)
-		if raw := orders.Get(key); raw != nil {
+		if raw := data.Get(key); raw != nil {
 			o, err := decode[domain.Order](raw)
 			if err != nil {
 				return domain.RecordResult{}, err
@@ -158,13 +150,13 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 			return domain.RecordResult{Err: fmt.Errorf("purchase.order_id %q was already recorded by event %q: %w",
 				e.Purchase.OrderID, o.EventID, fault.ErrAlreadyExists)}, nil
 		}
-		if err := put(orders, key, &domain.Order{OrderID: e.Purchase.OrderID, EventID: e.ID, Amount: e.Purchase.Amount}); err != nil {
+		if err := put(data, key, &domain.Order{OrderID: e.Purchase.OrderID, EventID: e.ID, Amount: e.Purchase.Amount}); err != nil {
 			return domain.RecordResult{}, err
 		}
 	case e.Refund != nil:
 		key := orderKey(t.tenant, e.CustomerID, e.Refund.OrderID)
 		var o *domain.Order
-		if raw := orders.Get(key); raw != nil {
+		if raw := data.Get(key); raw != nil {
 			var err error
 			if o, err = decode[domain.Order](raw); err != nil {
 				return domain.RecordResult{}, err
@@ -174,17 +166,16 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 			return domain.RecordResult{Err: err}, nil
 		}
 		o.Refunded += e.Refund.Amount.Minor
-		if err := put(orders, key, o); err != nil {
+		if err := put(data, key, o); err != nil {
 			return domain.RecordResult{}, err
 		}
 	}
-	evb := t.b(bucketEvents)
-	seq, err := evb.NextSequence()
+	seq, err := data.NextSequence()
 	if err != nil {
 		return domain.RecordResult{}, err
 	}
-	key := eventKey(t.tenant, e.CustomerID, e.OccurTime, seq)
-	if err := evb.Put(key, enc.json); err != nil {
+	key := eventKey(t.tenant, e.CustomerID, e.OccurTime, boltdb.U64(seq))
+	if err := data.Put(key, enc.json); err != nil {
 		return domain.RecordResult{}, err
 	}
 	if err := t.b(bucketEventIDs).Put(boltdb.Key(t.tenant, e.ID), key); err != nil {
@@ -246,7 +237,7 @@ func (s *Store) GetEvent(ctx context.Context, tenant, id string) (*domain.Event,
 			return fmt.Errorf("event %q: %w", id, fault.ErrNotFound)
 		}
 		var err error
-		e, err = decode[domain.Event](btx.Bucket(bucketEvents).Get(idx))
+		e, err = decode[domain.Event](btx.Bucket(bucketCustomerData).Get(idx))
 		return err
 	})
 	return e, err
@@ -261,7 +252,7 @@ func (s *Store) ListEvents(ctx context.Context, tenant, customerID string, kind 
 			return err
 		}
 		var err error
-		next, err = scan(btx.Bucket(bucketEvents).Cursor(), boltdb.Prefix(tenant, customerID), p.Token, func(k, v []byte) (bool, error) {
+		next, err = scan(btx.Bucket(bucketCustomerData).Cursor(), timelinePrefix(tenant, customerID), p.Token, func(k, v []byte) (bool, error) {
 			e, err := decode[domain.Event](v)
 			if err != nil {
 				return false, err
@@ -326,23 +317,23 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 		}
 		// Orders move with their purchases; two orders with one id would make
 		// refunds ambiguous, so that merge is refused.
-		orders := t.b(bucketOrders)
+		data := t.b(bucketCustomerData)
 		type kv struct{ k, v []byte }
 		var srcOrders []kv
-		prefix := boltdb.Prefix(tenant, srcID)
-		oc := orders.Cursor()
+		prefix := ordersPrefix(tenant, srcID)
+		oc := data.Cursor()
 		for k, v := oc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = oc.Next() {
 			orderID := string(k[len(prefix):])
-			if orders.Get(orderKey(tenant, targetID, orderID)) != nil {
+			if data.Get(orderKey(tenant, targetID, orderID)) != nil {
 				return fmt.Errorf("both customers have an order %q: %w", orderID, fault.ErrFailedPrecondition)
 			}
 			srcOrders = append(srcOrders, kv{boltdb.Copy(k), boltdb.Copy(v)})
 		}
 		for _, o := range srcOrders {
-			if err := orders.Delete(o.k); err != nil {
+			if err := data.Delete(o.k); err != nil {
 				return err
 			}
-			if err := orders.Put(orderKey(tenant, targetID, string(o.k[len(prefix):])), o.v); err != nil {
+			if err := data.Put(orderKey(tenant, targetID, string(o.k[len(prefix):])), o.v); err != nil {
 				return err
 			}
 		}
@@ -350,15 +341,13 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 		if err != nil {
 			return err
 		}
-		evb := t.b(bucketEvents)
 		for i, e := range evs {
-			seq := keys[i][len(keys[i])-8:]
-			if err := evb.Delete(keys[i]); err != nil {
+			if err := data.Delete(keys[i]); err != nil {
 				return err
 			}
 			e.CustomerID = targetID
-			nk := boltdb.Key(tenant, targetID, sortableTime(e.OccurTime), seq)
-			if err := put(evb, nk, e); err != nil {
+			nk := eventKey(tenant, targetID, e.OccurTime, eventSeq(keys[i]))
+			if err := put(data, nk, e); err != nil {
 				return err
 			}
 			if err := t.b(bucketEventIDs).Put(boltdb.Key(tenant, e.ID), nk); err != nil {

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
+	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
 	"rapport.dev/services/profile/domain"
 	"rapport.dev/services/profile/store"
@@ -65,5 +69,173 @@ func TestMigrationFromSchema1(t *testing.T) {
 		Purchase: &domain.Purchase{OrderID: "o2", Amount: domain.Money{Minor: 100, Currency: "CNY"}}}
 	if _, _, err := svc.RecordEvent(context.Background(), "acme", onMerged); err == nil {
 		t.Fatal("recording on a customer merged before the upgrade succeeded; the migrated meta lost merged_into")
+	}
+}
+
+// TestMigrationFromSchema2 opens a file laid out as schema 2 (events, orders
+// and stats in buckets of their own) with the current code: the timeline,
+// the orders, the counters and the idempotency index must all be found in
+// their new places, and new events must not reuse a sequence number.
+func TestMigrationFromSchema2(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "profile.db")
+	v2 := [][]byte{[]byte("customers"), []byte("customer_meta"), []byte("stats"), []byte("tenant_stats"), []byte("events"),
+		[]byte("event_ids"), []byte("orders"), []byte("dup_index")}
+	old, err := boltdb.Open(path, boltdb.Options{Schema: 2, Buckets: append(v2, feed.Buckets...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	eur := func(minor int64) domain.Money { return domain.Money{Minor: minor, Currency: "EUR"} }
+	kept := &domain.Customer{ID: "kept", Kind: domain.KindPerson, DisplayName: "y", CreateTime: t0, UpdateTime: t0, Revision: 1}
+	other := &domain.Customer{ID: "other", Kind: domain.KindPerson, DisplayName: "z", CreateTime: t0, UpdateTime: t0, Revision: 1}
+	// Occur times straddle 1970 and one byte of the encoded time is NUL, as
+	// in a key the migration must cut from its end.
+	at1 := time.Unix(0, -5).UTC()
+	at2 := time.Unix(0, 0x00ff).UTC()
+	type v2Event struct {
+		e   *domain.Event
+		seq uint64
+	}
+	evs := []v2Event{
+		{&domain.Event{ID: "e2", CustomerID: "kept", OccurTime: at2, Purchase: &domain.Purchase{OrderID: "o2", Amount: eur(300)}}, 1},
+		{&domain.Event{ID: "e1", CustomerID: "kept", OccurTime: at1, Purchase: &domain.Purchase{OrderID: "o1", Amount: eur(100)}}, 2},
+		{&domain.Event{ID: "e9", CustomerID: "other", OccurTime: at2, Purchase: &domain.Purchase{OrderID: "o9", Amount: eur(900)}}, 3},
+	}
+	if err := old.Update(ctx, func(tx *bolt.Tx) error {
+		b := func(name string) *bolt.Bucket { return tx.Bucket([]byte(name)) }
+		stats := map[string]*domain.Stats{"kept": {}, "other": {}}
+		for _, ev := range evs {
+			e := ev.e
+			if err := e.Validate(t0); err != nil {
+				return err
+			}
+			raw, _ := json.Marshal(e)
+			at := make([]byte, 8)
+			binary.BigEndian.PutUint64(at, uint64(e.OccurTime.UnixNano())^(1<<63))
+			key := boltdb.Key("acme", e.CustomerID, at, boltdb.U64(ev.seq))
+			if err := b("events").Put(key, raw); err != nil {
+				return err
+			}
+			if err := b("event_ids").Put(boltdb.Key("acme", e.ID), key); err != nil {
+				return err
+			}
+			o, _ := json.Marshal(&domain.Order{OrderID: e.Purchase.OrderID, EventID: e.ID, Amount: e.Purchase.Amount})
+			if err := b("orders").Put(boltdb.Key("acme", e.CustomerID, e.Purchase.OrderID), o); err != nil {
+				return err
+			}
+			stats[e.CustomerID].Apply(e)
+		}
+		if err := b("events").SetSequence(3); err != nil {
+			return err
+		}
+		ts := &domain.TenantStats{}
+		for _, c := range []*domain.Customer{kept, other} {
+			raw, _ := json.Marshal(c)
+			if err := b("customers").Put(boltdb.Key("acme", c.ID), raw); err != nil {
+				return err
+			}
+			if err := b("customer_meta").Put(boltdb.Key("acme", c.ID), []byte{0}); err != nil {
+				return err
+			}
+			raw, _ = json.Marshal(stats[c.ID])
+			if err := b("stats").Put(boltdb.Key("acme", c.ID), raw); err != nil {
+				return err
+			}
+			ts.Add(c, stats[c.ID], 1)
+		}
+		raw, _ := json.Marshal(ts)
+		return b("tenant_stats").Put([]byte("acme"), raw)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := boltdb.Open(path, store.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, _ := db.SchemaVersion(); v != store.SchemaVersion {
+		t.Fatalf("schema %d after open, want %d", v, store.SchemaVersion)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		for _, name := range []string{"events", "orders", "stats"} {
+			if tx.Bucket([]byte(name)) != nil {
+				t.Errorf("bucket %s is still there after the migration", name)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	st := store.New(db, feed.NewLog(db, clk))
+	svc := domain.NewService(st, clk)
+	ids := func(customer string) []string {
+		t.Helper()
+		var out []string
+		token := ""
+		for {
+			page, next, err := svc.ListEvents(ctx, "acme", customer, domain.EventUnspecified, domain.Page{Size: 1, Token: token})
+			if err != nil {
+				t.Fatalf("ListEvents(%s): %v", customer, err)
+			}
+			for _, e := range page {
+				out = append(out, e.ID)
+			}
+			if next == "" {
+				return out
+			}
+			token = next
+		}
+	}
+	if got := ids("kept"); !slices.Equal(got, []string{"e1", "e2"}) {
+		t.Fatalf("timeline after migration: %v, want [e1 e2] (time order)", got)
+	}
+	if e, err := svc.GetEvent(ctx, "acme", "e9"); err != nil || e.CustomerID != "other" {
+		t.Fatalf("GetEvent(e9) after migration: %+v, %v", e, err)
+	}
+	if s, err := st.Stats(ctx, "acme", "kept"); err != nil || s.Purchases != 2 {
+		t.Fatalf("stats of kept after migration: %+v, %v", s, err)
+	}
+	if ts, err := st.TenantStats(ctx, "acme"); err != nil || ts.Customers != 2 || ts.Purchases != 3 {
+		t.Fatalf("tenant stats after migration: %+v, %v", ts, err)
+	}
+	// A retry of a migrated event is acknowledged; its order id is taken.
+	retry := &domain.Event{ID: "e1", CustomerID: "kept", OccurTime: at1, Purchase: &domain.Purchase{OrderID: "o1", Amount: eur(100)}}
+	if _, created, err := svc.RecordEvent(ctx, "acme", retry); err != nil || created {
+		t.Fatalf("retry of a migrated event: created=%v err=%v", created, err)
+	}
+	reuse := &domain.Event{ID: "e3", CustomerID: "kept", OccurTime: at1, Purchase: &domain.Purchase{OrderID: "o2", Amount: eur(1)}}
+	if _, _, err := svc.RecordEvent(ctx, "acme", reuse); !errors.Is(err, fault.ErrAlreadyExists) {
+		t.Fatalf("purchase reusing a migrated order id: %v, want ErrAlreadyExists", err)
+	}
+	// Refunds find the migrated order and its amount.
+	refund := &domain.Event{ID: "r1", CustomerID: "kept", OccurTime: at2, Refund: &domain.Refund{OrderID: "o2", Amount: eur(300)}}
+	if _, created, err := svc.RecordEvent(ctx, "acme", refund); err != nil || !created {
+		t.Fatalf("refund of a migrated order: created=%v err=%v", created, err)
+	}
+	// Same customer and time as e1: with a restarted sequence it would take
+	// e1's key.
+	same := &domain.Event{ID: "e4", CustomerID: "kept", OccurTime: at1, Purchase: &domain.Purchase{OrderID: "o4", Amount: eur(5)}}
+	if _, created, err := svc.RecordEvent(ctx, "acme", same); err != nil || !created {
+		t.Fatalf("record after migration: created=%v err=%v", created, err)
+	}
+	if got := ids("kept"); !slices.Equal(got, []string{"e1", "e4", "e2", "r1"}) {
+		t.Fatalf("timeline after recording: %v, want [e1 e4 e2 r1]", got)
+	}
+	// A merge moves the migrated timeline, orders and counters.
+	if _, moved, err := svc.MergeCustomers(ctx, "acme", "kept", "other"); err != nil || moved != 1 {
+		t.Fatalf("merge after migration: moved %d, %v", moved, err)
+	}
+	if s, err := st.Stats(ctx, "acme", "kept"); err != nil || s.Purchases != 4 || s.Refunds != 1 {
+		t.Fatalf("stats of kept after the merge: %+v, %v", s, err)
+	}
+	refund9 := &domain.Event{ID: "r9", CustomerID: "kept", OccurTime: at2, Refund: &domain.Refund{OrderID: "o9", Amount: eur(900)}}
+	if _, created, err := svc.RecordEvent(ctx, "acme", refund9); err != nil || !created {
+		t.Fatalf("refund of a migrated order moved by the merge: created=%v err=%v", created, err)
 	}
 }

@@ -54,8 +54,11 @@ type tx struct {
 // newTx is for read transactions.
 func newTx(t *bolt.Tx, tenant string) *tx { return &tx{tx: t, tenant: tenant} }
 
-// writeTx is for the functions passed to db.Update.
+// writeTx is for the functions passed to db.Update. It also sets the feed's
+// fill percent, which bbolt reads from the transaction's bucket handle when
+// it splits pages at commit.
 func (s *Store) writeTx(t *bolt.Tx, tenant string) *tx {
+	t.Bucket(feed.LogBucket).FillPercent = feedFillPercent
 	return &tx{tx: t, tenant: tenant, scratch: s.db.Scratch(t)}
 }
 
@@ -79,8 +82,8 @@ func (t *tx) putCustomer(c *domain.Customer) error {
 
 // Scratch keys of the cached counters.
 type (
-	statsKey       struct{ tenant, id string }
-	tenantStatsKey string
+	statsSlot       struct{ tenant, id string }
+	tenantStatsSlot string
 )
 
 // cached returns the scratch copy of a JSON record, loading it from bucket
@@ -121,7 +124,7 @@ func cached[T any](t *tx, key any, bucket, dbKey []byte) (*T, error) {
 // stats returns a customer's counters; in a write transaction, changes to
 // the returned value are stored at commit.
 func (t *tx) stats(id string) (*domain.Stats, error) {
-	return cached[domain.Stats](t, statsKey{t.tenant, id}, bucketStats, boltdb.Key(t.tenant, id))
+	return cached[domain.Stats](t, statsSlot{t.tenant, id}, bucketCustomerData, statsKey(t.tenant, id))
 }
 
 // deleteStats removes a customer's counters at commit.
@@ -129,14 +132,14 @@ func (t *tx) deleteStats(id string) error {
 	if _, err := t.stats(id); err != nil { // registers the write-back
 		return err
 	}
-	t.scratch.Set(statsKey{t.tenant, id}, (*domain.Stats)(nil))
+	t.scratch.Set(statsSlot{t.tenant, id}, (*domain.Stats)(nil))
 	return nil
 }
 
 // tenantStats returns the tenant's counters; in a write transaction, changes
 // to the returned value are stored at commit.
 func (t *tx) tenantStats() (*domain.TenantStats, error) {
-	return cached[domain.TenantStats](t, tenantStatsKey(t.tenant), bucketTenantStats, []byte(t.tenant))
+	return cached[domain.TenantStats](t, tenantStatsSlot(t.tenant), bucketTenantStats, []byte(t.tenant))
 }
 
 func (t *tx) indexDuplicates(c *domain.Customer, add bool) error {
@@ -345,14 +348,14 @@ func (s *Store) Erase(ctx context.Context, tenant, id string, now time.Time) (*d
 		}
 		// Scrub the free text of the timeline; amounts and ids stay.
 		// Collected first: bbolt cursors must not walk a bucket being written.
-		evb := t.b(bucketEvents)
+		data := t.b(bucketCustomerData)
 		keys, evs, err := t.timeline(id)
 		if err != nil {
 			return err
 		}
 		for i, e := range evs {
 			e.ScrubText()
-			if err := put(evb, keys[i], e); err != nil {
+			if err := put(data, keys[i], e); err != nil {
 				return err
 			}
 		}
