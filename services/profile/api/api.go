@@ -13,6 +13,7 @@ import (
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
+	"rapport.dev/platform/fieldmask"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/tenancy"
 	"rapport.dev/services/profile/convert"
@@ -121,7 +122,7 @@ func (s *Server) UpdateCustomer(ctx context.Context, req *profilev1.UpdateCustom
 	}
 	c, err := s.svc.UpdateCustomer(ctx, tenant, req.Customer.GetCustomerId(), req.Customer.GetEtag(), func(c *domain.Customer) error {
 		cur := convert.CustomerToProto(c)
-		applyMask(cur, req.Customer, paths)
+		fieldmask.Apply(cur, req.Customer, paths)
 		next := convert.CustomerFromProto(cur)
 		next.CreateTime, next.Revision, next.Erased, next.MergedInto = c.CreateTime, c.Revision, c.Erased, c.MergedInto
 		*c = *next

@@ -14,6 +14,7 @@ import (
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
+	"rapport.dev/platform/fieldmask"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/ident"
 	"rapport.dev/platform/tenancy"
@@ -43,6 +44,23 @@ func (s *Server) fail(ctx context.Context, err error) error {
 
 func checkID(v *fault.Violations, field, id string) { ident.Check(v, field, id, true) }
 
+// idField is an id a request names, with the field it came in.
+type idField struct{ field, id string }
+
+// scope returns the tenant of a call on one tenant's data, after checking
+// the ids the request names: the prologue every handler shares.
+func scope(ctx context.Context, ids ...idField) (string, error) {
+	tenant, err := tenantOf(ctx)
+	if err != nil {
+		return "", err
+	}
+	var v fault.Violations
+	for _, f := range ids {
+		checkID(&v, f.field, f.id)
+	}
+	return tenant, v.Err()
+}
+
 func tenantOf(ctx context.Context) (string, error) { return tenancy.Single(ctx) }
 
 // page checks a page size against its bounds.
@@ -58,13 +76,8 @@ func page(v *fault.Violations, size int32, def, max int) int {
 
 // GetCustomerScores implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetCustomerScores(ctx context.Context, req *segmentationv1.GetCustomerScoresRequest) (*segmentationv1.GetCustomerScoresResponse, error) {
-	tenant, err := tenantOf(ctx)
+	tenant, err := scope(ctx, idField{"customer_id", req.GetCustomerId()})
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	var v fault.Violations
-	checkID(&v, "customer_id", req.GetCustomerId())
-	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	cs, err := s.store.CustomerScores(ctx, tenant, req.GetCustomerId())
@@ -127,6 +140,10 @@ func segmentProto(r *store.Segment) *segmentationv1.Segment {
 	}
 }
 
+// segmentFixed are the Segment fields an update may not name: identity,
+// kind (static and dynamic segments are different things) and server-set ones.
+var segmentFixed = []string{"segment_id", "kind", "size", "create_time", "update_time", "etag"}
+
 // CreateSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) CreateSegment(ctx context.Context, req *segmentationv1.CreateSegmentRequest) (*segmentationv1.CreateSegmentResponse, error) {
 	tenant, err := tenantOf(ctx)
@@ -149,13 +166,8 @@ func (s *Server) CreateSegment(ctx context.Context, req *segmentationv1.CreateSe
 
 // GetSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetSegment(ctx context.Context, req *segmentationv1.GetSegmentRequest) (*segmentationv1.GetSegmentResponse, error) {
-	tenant, err := tenantOf(ctx)
+	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	var v fault.Violations
-	checkID(&v, "segment_id", req.GetSegmentId())
-	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	seg, err := s.store.GetSegment(ctx, tenant, req.GetSegmentId())
@@ -189,48 +201,22 @@ func (s *Server) ListSegments(ctx context.Context, req *segmentationv1.ListSegme
 
 // UpdateSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) UpdateSegment(ctx context.Context, req *segmentationv1.UpdateSegmentRequest) (*segmentationv1.UpdateSegmentResponse, error) {
-	tenant, err := tenantOf(ctx)
-	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
 	if req.GetSegment() == nil {
 		return nil, s.fail(ctx, fault.InvalidField("segment", "is required"))
 	}
-	paths := req.GetUpdateMask().GetPaths()
-	if len(paths) == 0 {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"display_name", req.Segment.DisplayName != ""}, {"description", req.Segment.Description != ""}, {"rule", req.Segment.Rule != ""}} {
-			if f.set {
-				paths = append(paths, f.name)
-			}
-		}
+	tenant, err := scope(ctx, idField{"segment.segment_id", req.Segment.GetSegmentId()})
+	if err != nil {
+		return nil, s.fail(ctx, err)
 	}
-	var v fault.Violations
-	checkID(&v, "segment.segment_id", req.Segment.GetSegmentId())
-	for _, p := range paths {
-		if p != "display_name" && p != "description" && p != "rule" {
-			v.Add("update_mask", "field %q cannot be updated (display_name, description, rule)", p)
-		}
-	}
-	if len(paths) == 0 {
-		v.Add("update_mask", "names no field, and the segment sets none")
-	}
-	if err := v.Err(); err != nil {
+	paths, err := fieldmask.Paths(req.Segment, req.GetUpdateMask().GetPaths(), segmentFixed)
+	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	seg, err := s.store.UpdateSegment(ctx, tenant, req.Segment.GetSegmentId(), req.Segment.GetEtag(), func(in *store.SegmentInput) error {
-		for _, p := range paths {
-			switch p {
-			case "display_name":
-				in.Name = req.Segment.GetDisplayName()
-			case "description":
-				in.Description = req.Segment.GetDescription()
-			case "rule":
-				in.Rule = req.Segment.GetRule()
-			}
-		}
+		cur := &segmentationv1.Segment{SegmentId: in.ID, DisplayName: in.Name, Description: in.Description,
+			Kind: segmentationv1.SegmentKind(in.Kind), Rule: in.Rule}
+		fieldmask.Apply(cur, req.Segment, paths)
+		*in = segmentInput(cur)
 		return fault.Prefix("segment", s.checkSegment(*in))
 	})
 	if err != nil {
@@ -241,13 +227,8 @@ func (s *Server) UpdateSegment(ctx context.Context, req *segmentationv1.UpdateSe
 
 // DeleteSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) DeleteSegment(ctx context.Context, req *segmentationv1.DeleteSegmentRequest) (*segmentationv1.DeleteSegmentResponse, error) {
-	tenant, err := tenantOf(ctx)
+	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	var v fault.Violations
-	checkID(&v, "segment_id", req.GetSegmentId())
-	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	if err := s.store.DeleteSegment(ctx, tenant, req.GetSegmentId()); err != nil {
@@ -351,13 +332,8 @@ func (s *Server) ListSegmentMembers(ctx context.Context, req *segmentationv1.Lis
 // ExportSegmentMembers implements segmentationv1.SegmentationServiceServer.
 func (s *Server) ExportSegmentMembers(req *segmentationv1.ExportSegmentMembersRequest, stream segmentationv1.SegmentationService_ExportSegmentMembersServer) error {
 	ctx := stream.Context()
-	tenant, err := tenantOf(ctx)
+	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
 	if err != nil {
-		return s.fail(ctx, err)
-	}
-	var v fault.Violations
-	checkID(&v, "segment_id", req.GetSegmentId())
-	if err := v.Err(); err != nil {
 		return s.fail(ctx, err)
 	}
 	token := ""
@@ -379,14 +355,8 @@ func (s *Server) ExportSegmentMembers(req *segmentationv1.ExportSegmentMembersRe
 
 // ExplainMembership implements segmentationv1.SegmentationServiceServer.
 func (s *Server) ExplainMembership(ctx context.Context, req *segmentationv1.ExplainMembershipRequest) (*segmentationv1.ExplainMembershipResponse, error) {
-	tenant, err := tenantOf(ctx)
+	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()}, idField{"customer_id", req.GetCustomerId()})
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	var v fault.Violations
-	checkID(&v, "segment_id", req.GetSegmentId())
-	checkID(&v, "customer_id", req.GetCustomerId())
-	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	ex, err := s.store.Explain(ctx, tenant, req.GetSegmentId(), req.GetCustomerId())
@@ -408,13 +378,8 @@ func (s *Server) ExplainMembership(ctx context.Context, req *segmentationv1.Expl
 
 // ReevaluateSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) ReevaluateSegment(ctx context.Context, req *segmentationv1.ReevaluateSegmentRequest) (*segmentationv1.ReevaluateSegmentResponse, error) {
-	tenant, err := tenantOf(ctx)
+	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	var v fault.Violations
-	checkID(&v, "segment_id", req.GetSegmentId())
-	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	size, entered, left, err := s.store.Reevaluate(ctx, tenant, req.GetSegmentId())
@@ -426,13 +391,8 @@ func (s *Server) ReevaluateSegment(ctx context.Context, req *segmentationv1.Reev
 
 // GetSegmentSizes implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetSegmentSizes(ctx context.Context, req *segmentationv1.GetSegmentSizesRequest) (*segmentationv1.GetSegmentSizesResponse, error) {
-	tenant, err := tenantOf(ctx)
+	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	var v fault.Violations
-	checkID(&v, "segment_id", req.GetSegmentId())
-	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	sizes, err := s.store.Sizes(ctx, tenant, req.GetSegmentId())

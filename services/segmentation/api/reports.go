@@ -7,6 +7,7 @@ import (
 
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/fault"
+	"rapport.dev/platform/fieldmask"
 	"rapport.dev/services/segmentation/convert"
 	"rapport.dev/services/segmentation/domain"
 )
@@ -86,9 +87,6 @@ func (s *Server) GetSettings(ctx context.Context, _ *segmentationv1.GetSettingsR
 	return &segmentationv1.GetSettingsResponse{Settings: convert.SettingsToProto(st)}, nil
 }
 
-// settingsFields are the fields UpdateSettings may name.
-var settingsFields = []string{"currency", "platinum_share", "gold_share", "iron_share", "value_measure", "loyalty_measure", "value_split", "loyalty_split"}
-
 // UpdateSettings implements segmentationv1.SegmentationServiceServer.
 func (s *Server) UpdateSettings(ctx context.Context, req *segmentationv1.UpdateSettingsRequest) (*segmentationv1.UpdateSettingsResponse, error) {
 	tenant, err := tenantOf(ctx)
@@ -98,56 +96,18 @@ func (s *Server) UpdateSettings(ctx context.Context, req *segmentationv1.UpdateS
 	if req.GetSettings() == nil {
 		return nil, s.fail(ctx, fault.InvalidField("settings", "is required"))
 	}
-	in := convert.SettingsFromProto(req.Settings)
-	paths := req.GetUpdateMask().GetPaths()
-	var v fault.Violations
-	for _, p := range paths {
-		if !contains(settingsFields, p) {
-			v.Add("update_mask", "unknown settings field %q", p)
-		}
-	}
-	if err := v.Err(); err != nil {
+	paths, err := fieldmask.Paths(req.Settings, req.GetUpdateMask().GetPaths(), nil)
+	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	st, err := s.store.UpdateSettings(ctx, tenant, func(st *domain.Settings) error {
-		set := func(name string, zero bool) bool { return contains(paths, name) || (len(paths) == 0 && !zero) }
-		if set("currency", in.Currency == "") {
-			st.Currency = in.Currency
-		}
-		if set("platinum_share", in.PlatinumShare == 0) {
-			st.PlatinumShare = in.PlatinumShare
-		}
-		if set("gold_share", in.GoldShare == 0) {
-			st.GoldShare = in.GoldShare
-		}
-		if set("iron_share", in.IronShare == 0) {
-			st.IronShare = in.IronShare
-		}
-		if set("value_measure", in.Value == 0) {
-			st.Value = in.Value
-		}
-		if set("loyalty_measure", in.Loyalty == 0) {
-			st.Loyalty = in.Loyalty
-		}
-		if set("value_split", in.ValueSplit == 0) {
-			st.ValueSplit = in.ValueSplit
-		}
-		if set("loyalty_split", in.LoyaltySplit == 0) {
-			st.LoyaltySplit = in.LoyaltySplit
-		}
+		cur := convert.SettingsToProto(*st)
+		fieldmask.Apply(cur, req.Settings, paths)
+		*st = convert.SettingsFromProto(cur)
 		return fault.Prefix("settings", st.Validate())
 	})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	return &segmentationv1.UpdateSettingsResponse{Settings: convert.SettingsToProto(st.WithDefaults())}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
