@@ -64,9 +64,18 @@ type Deps struct {
 type Service struct {
 	cfg    Config
 	log    *slog.Logger
+	clock  clock.Clock
 	db     *boltdb.DB
+	store  *store.Store
 	server *grpcserver.Server
 }
+
+// scrubChunk is how many feed entries one scrub transaction looks at: the
+// single writer is held for that long, other writes queue behind it.
+const scrubChunk = 10_000
+
+// scrubRetry is how long the scrubber waits after a failed transaction.
+const scrubRetry = time.Minute
 
 // New opens the service's bbolt file and builds its gRPC server.
 func New(cfg Config, deps Deps) (*Service, error) {
@@ -95,12 +104,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		CrossTenant:    api.CrossTenantMethods,
 	})
 	profilev1.RegisterProfileServiceServer(srv.GRPC, api.New(svc, feedLog, log))
-	return &Service{cfg: cfg, log: log, db: db, server: srv}, nil
+	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: repo, server: srv}, nil
 }
 
 // Serve serves on lis until ctx ends, then stops in order: health
-// NOT_SERVING, gRPC graceful stop under the grace period, bbolt closed.
+// NOT_SERVING, gRPC graceful stop under the grace period, the feed scrubber
+// stopped and waited for, bbolt closed.
 func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
+	scrubCtx, stopScrub := context.WithCancel(ctx)
+	defer stopScrub()
+	scrubbed := make(chan struct{})
+	go func() {
+		defer close(scrubbed)
+		s.scrubFeed(scrubCtx)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.server.Serve(lis) }()
 	s.log.Info("serving", "grpc", lis.Addr().String(), "db", s.db.Path())
@@ -110,10 +127,37 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	case serveErr = <-errc:
 	}
 	s.server.StopTimeout(s.cfg.ShutdownGrace)
+	stopScrub()
+	<-scrubbed
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("profile: close db: %w", err)
 	}
 	return serveErr
+}
+
+// scrubFeed removes erased customers' personal data from the change feed
+// in chunks, whenever an erasure left some: at start (an erase before a
+// crash) and after each erase. It returns when ctx ends.
+func (s *Service) scrubFeed(ctx context.Context) {
+	for {
+		retry := time.Time{}
+		for ctx.Err() == nil {
+			more, err := s.store.ScrubFeed(ctx, scrubChunk)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("feed scrub failed; retrying", "err", err, "retry_in", scrubRetry)
+					retry = s.clock.Now().Add(scrubRetry)
+				}
+				break
+			}
+			if !more {
+				break
+			}
+		}
+		if !clock.WaitUntil(ctx, s.clock, retry, s.store.ScrubSignal()) {
+			return
+		}
+	}
 }
 
 // Server exposes the gRPC server, so the process can register extra

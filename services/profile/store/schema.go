@@ -35,6 +35,9 @@ import (
 //	├── event_ids      tenant 0 event_id                        -> key in customer_data (idempotency index)
 //	├── dup_index      tenant 0 match_key 0 customer_id         -> empty (phone:/email: match keys)
 //	├── feed           seq(8)                                   -> feedv1.Event (protobuf), see platform/feed
+//	├── feed_scrubs    tenant 0 customer_id                     -> next seq(8) + upto seq(8) (schema 4)
+//	│                  an erased customer's feed entries not yet scrubbed: next is the
+//	│                  first to look at, upto the last entry before its customer.erased
 //	├── feed_cursors   (unused by profile; declared by platform/feed)
 //	└── feed_deadletters
 //
@@ -51,6 +54,7 @@ var (
 	bucketTenantStats  = []byte("tenant_stats")
 	bucketEventIDs     = []byte("event_ids")
 	bucketDupIndex     = []byte("dup_index")
+	bucketFeedScrubs   = []byte("feed_scrubs")
 )
 
 // Record tags in customer_data, after the customer's prefix. Within a
@@ -68,13 +72,14 @@ const (
 const feedFillPercent = 1.0
 
 // SchemaVersion is the layout above. Version 2 added customer_meta; version
-// 3 moved events, orders and stats into customer_data.
-const SchemaVersion = 3
+// 3 moved events, orders and stats into customer_data; version 4 added
+// feed_scrubs.
+const SchemaVersion = 4
 
 // Buckets lists every bucket the store needs, created on open.
 func Buckets() [][]byte {
 	return append([][]byte{bucketCustomers, bucketMeta, bucketCustomerData, bucketTenantStats,
-		bucketEventIDs, bucketDupIndex}, feed.Buckets...)
+		bucketEventIDs, bucketDupIndex, bucketFeedScrubs}, feed.Buckets...)
 }
 
 // Options returns the boltdb options for profile.db.
@@ -82,6 +87,7 @@ func Options() boltdb.Options {
 	return boltdb.Options{Schema: SchemaVersion, Buckets: Buckets(), Migrations: []boltdb.Migration{
 		{From: 1, Up: addCustomerMeta},
 		{From: 2, Up: groupByCustomer},
+		{From: 3, Up: addFeedScrubs},
 	}}
 }
 
@@ -124,6 +130,13 @@ func addCustomerMeta(tx *bolt.Tx) error {
 		}
 		return meta.Put(boltdb.Copy(k), encodeMeta(c))
 	})
+}
+
+// addFeedScrubs creates feed_scrubs. Customers erased before version 4 keep
+// their earlier feed entries: erasing them again schedules the scrub.
+func addFeedScrubs(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bucketFeedScrubs)
+	return err
 }
 
 // The version 2 buckets that groupByCustomer folds into customer_data:

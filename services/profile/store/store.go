@@ -29,12 +29,16 @@ const (
 type Store struct {
 	db   *boltdb.DB
 	feed *feed.Log
+	// scrubs is signalled after an erase commits; see ScrubFeed.
+	scrubs chan struct{}
 }
 
 var _ domain.Repository = (*Store)(nil)
 
 // New returns a store over an open profile.db and its feed.
-func New(db *boltdb.DB, log *feed.Log) *Store { return &Store{db: db, feed: log} }
+func New(db *boltdb.DB, log *feed.Log) *Store {
+	return &Store{db: db, feed: log, scrubs: make(chan struct{}, 1)}
+}
 
 // decode and put keep the store's call sites short; the encoding is boltdb's.
 func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
@@ -359,11 +363,19 @@ func (s *Store) Erase(ctx context.Context, tenant, id string, now time.Time) (*d
 				return err
 			}
 		}
+		// The feed's earlier entries are scrubbed later, by ScrubFeed: up to
+		// the entry before this erase's own.
+		if err := t.addFeedScrub(id); err != nil {
+			return err
+		}
 		if err := s.publishCustomer(ctx, t, TypeCustomerErased, c); err != nil {
 			return err
 		}
 		out = c
 		return nil
 	})
+	if err == nil {
+		s.signalScrub()
+	}
 	return out, err
 }
