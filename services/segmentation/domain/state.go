@@ -53,8 +53,9 @@ type Purchase struct {
 func (p *Purchase) Net() int64 { return p.Amount - p.Refunded }
 
 // State is what segmentation keeps per customer, fed by the profile change
-// feed; Features are derived from it at any instant. The store keeps it as
-// JSON, hence the short field names.
+// feed; Features are derived from it at any instant. The store keeps it in
+// the binary encoding of state_codec.go; the short JSON names are those of
+// schema version 1 files, which the store's migration still reads.
 type State struct {
 	CustomerID string `json:"id"`
 	// FirstSeen is the earliest instant the customer is known to have

@@ -57,7 +57,7 @@ func (s *Store) ApplyProfileEvent(ctx context.Context, btx *bolt.Tx, ev *feedv1.
 			return err
 		}
 		st.Seen(c.GetCreateTime().AsTime())
-		if err := put(t.b(bucketStates), boltdb.Key(t.tenant, customer), st); err != nil {
+		if err := putState(t.b(bucketStates), boltdb.Key(t.tenant, customer), st); err != nil {
 			return err
 		}
 	case profileCustomerMerged:
@@ -79,7 +79,7 @@ func (s *Store) ApplyProfileEvent(ctx context.Context, btx *bolt.Tx, ev *feedv1.
 			return err
 		}
 		st.Apply(pe)
-		if err := put(t.b(bucketStates), boltdb.Key(t.tenant, customer), st); err != nil {
+		if err := putState(t.b(bucketStates), boltdb.Key(t.tenant, customer), st); err != nil {
 			return err
 		}
 		if pe.Kind == domain.EventPurchase {
@@ -125,7 +125,7 @@ func (s *Store) applyMerge(ctx context.Context, t tx, src, target string, now ti
 		return err
 	}
 	into.MergeFrom(from)
-	if err := put(t.b(bucketStates), boltdb.Key(t.tenant, target), into); err != nil {
+	if err := putState(t.b(bucketStates), boltdb.Key(t.tenant, target), into); err != nil {
 		return err
 	}
 	for _, b := range [][]byte{bucketStates, bucketProfiles, bucketScores} {

@@ -100,7 +100,7 @@ func (s *Store) BulkLoad(ctx context.Context, tenant string, customers []*profil
 			for _, e := range p.events {
 				st.Apply(e)
 			}
-			if err := put(states, key, st); err != nil {
+			if err := putState(states, key, st); err != nil {
 				return err
 			}
 		}
@@ -520,7 +520,7 @@ func decodeBulkRows(rows []bulkRow, now time.Time, currency string) error {
 		st := &domain.State{CustomerID: r.id}
 		if r.rawState != nil {
 			var err error
-			if st, err = decode[domain.State](r.rawState); err != nil {
+			if st, err = decodeState(r.rawState); err != nil {
 				return err
 			}
 		}

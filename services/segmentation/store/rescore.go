@@ -26,7 +26,7 @@ func (s *Store) population(tenant string, now time.Time) ([]domain.Row, domain.S
 		prefix := boltdb.Prefix(tenant)
 		c := btx.Bucket(bucketStates).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			st, err := decode[domain.State](v)
+			st, err := decodeState(v)
 			if err != nil {
 				return err
 			}

@@ -7,8 +7,14 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/feed"
+	"rapport.dev/services/segmentation/domain"
 )
 
 // The bucket tree of segmentation.db. Composite keys join their parts with a
@@ -16,7 +22,7 @@ import (
 //
 //	segmentation.db
 //	├── meta        "schema_version" -> uint64
-//	├── states      tenant 0 customer                 -> domain.State (JSON): purchases, complaints, …
+//	├── states      tenant 0 customer                 -> domain.State (binary, domain/state_codec.go): purchases, complaints, …
 //	├── profiles    tenant 0 customer                 -> profilev1.Customer (protobuf), as the profile feed last showed it
 //	├── scores      tenant 0 customer                 -> domain.Score (JSON), population-relative
 //	├── settings    tenant                            -> domain.Settings (JSON)
@@ -43,13 +49,59 @@ var (
 	bucketTimerOf  = []byte("timer_of")
 )
 
-// SchemaVersion is the layout above.
-const SchemaVersion = 1
+// SchemaVersion is the layout above. Version 1 kept states as JSON;
+// version 2 keeps them in domain.State's binary encoding.
+const SchemaVersion = 2
 
 // Options returns the boltdb options for segmentation.db.
 func Options() boltdb.Options {
 	return boltdb.Options{Schema: SchemaVersion, Buckets: append([][]byte{
 		bucketStates, bucketProfiles, bucketScores, bucketSettings, bucketSegments, bucketMembers,
 		bucketMemberOf, bucketHistory, bucketSizes, bucketTimers, bucketTimerOf,
-	}, feed.Buckets...)}
+	}, feed.Buckets...), Migrations: []boltdb.Migration{
+		{From: 1, Up: binaryStates},
+	}}
+}
+
+// binaryStates re-encodes the JSON states of a version 1 file in the binary
+// encoding, a chunk of keys at a time (bbolt does not allow writes while a
+// cursor walks the bucket it writes).
+func binaryStates(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketStates)
+	if b == nil {
+		return nil
+	}
+	const chunk = 10000
+	type rec struct{ k, v []byte }
+	var from []byte
+	for {
+		batch := make([]rec, 0, chunk)
+		c := b.Cursor()
+		k, v := c.First()
+		if from != nil {
+			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(batch) < chunk; k, v = c.Next() {
+			st, err := boltdb.GetJSON[domain.State](v)
+			if err != nil {
+				return fmt.Errorf("state %q: %w", k, err)
+			}
+			raw, err := st.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("state %q: %w", k, err)
+			}
+			batch = append(batch, rec{bytes.Clone(k), raw})
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, r := range batch {
+			if err := b.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		from = batch[len(batch)-1].k
+	}
 }

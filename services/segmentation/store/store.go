@@ -65,6 +65,24 @@ func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
 
 func put(b *bolt.Bucket, key []byte, v any) error { return boltdb.PutJSON(b, key, v) }
 
+// decodeState decodes a states record (domain.State's binary encoding).
+func decodeState(raw []byte) (*domain.State, error) {
+	st := &domain.State{}
+	if err := st.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
+}
+
+// putState stores st in the states bucket b in its binary encoding.
+func putState(b *bolt.Bucket, key []byte, st *domain.State) error {
+	raw, err := st.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("store: encode state: %w", err)
+	}
+	return b.Put(key, raw)
+}
+
 // rule returns the compiled form of src.
 func (s *Store) rule(src string) (*domain.Rule, error) {
 	s.mu.Lock()
@@ -155,7 +173,7 @@ func (t tx) state(customer string) (*domain.State, error) {
 	if raw == nil {
 		return &domain.State{CustomerID: customer}, nil
 	}
-	return decode[domain.State](raw)
+	return decodeState(raw)
 }
 
 func (t tx) profile(customer string) (*profilev1.Customer, error) {
