@@ -13,11 +13,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
+	"rapport.dev/platform/component"
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/services/profile/api"
@@ -54,11 +53,7 @@ func (c *Config) Validate() error {
 }
 
 // Deps are what the process hands every component.
-type Deps struct {
-	Logger         *slog.Logger
-	TracerProvider trace.TracerProvider
-	Clock          clock.Clock
-}
+type Deps = component.Deps
 
 // Service is a running profile service.
 type Service struct {
@@ -82,13 +77,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	if deps.Clock == nil {
-		deps.Clock = clock.Real{}
-	}
-	log := deps.Logger.With("component", Name)
+	deps = deps.For(Name)
+	log := deps.Logger
 	opts := store.Options()
 	opts.Logger, opts.TracerProvider = log, deps.TracerProvider
 	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)

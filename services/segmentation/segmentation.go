@@ -14,13 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
+	"rapport.dev/platform/component"
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/grpcserver"
@@ -76,11 +75,7 @@ func (c *Config) Validate() error {
 }
 
 // Deps are what the process hands every component.
-type Deps struct {
-	Logger         *slog.Logger
-	TracerProvider trace.TracerProvider
-	Clock          clock.Clock
-}
+type Deps = component.Deps
 
 // Service is a segmentation service.
 type Service struct {
@@ -99,13 +94,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	if deps.Clock == nil {
-		deps.Clock = clock.Real{}
-	}
-	log := deps.Logger.With("component", Name)
+	deps = deps.For(Name)
+	log := deps.Logger
 	opts := store.Options()
 	opts.Logger, opts.TracerProvider = log, deps.TracerProvider
 	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)

@@ -10,10 +10,11 @@ import (
 	"rapport.dev/platform/fieldmask"
 	"rapport.dev/services/segmentation/convert"
 	"rapport.dev/services/segmentation/domain"
+	"rapport.dev/services/segmentation/store"
 )
 
-// GetPyramidReport implements segmentationv1.SegmentationServiceServer.
-func (s *Server) GetPyramidReport(ctx context.Context, _ *segmentationv1.GetPyramidReportRequest) (*segmentationv1.GetPyramidReportResponse, error) {
+// reports scores the caller's tenant for one of the report RPCs.
+func (s *Server) reports(ctx context.Context) (*store.Reports, error) {
 	tenant, err := tenantOf(ctx)
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -21,6 +22,15 @@ func (s *Server) GetPyramidReport(ctx context.Context, _ *segmentationv1.GetPyra
 	r, err := s.store.Reports(ctx, tenant)
 	if err != nil {
 		return nil, s.fail(ctx, err)
+	}
+	return r, nil
+}
+
+// GetPyramidReport implements segmentationv1.SegmentationServiceServer.
+func (s *Server) GetPyramidReport(ctx context.Context, _ *segmentationv1.GetPyramidReportRequest) (*segmentationv1.GetPyramidReportResponse, error) {
+	r, err := s.reports(ctx)
+	if err != nil {
+		return nil, err
 	}
 	p := domain.NewPyramidReport(r.Pop.Scores)
 	out := &segmentationv1.GetPyramidReportResponse{Top20Share: p.Top20Share, Customers: int64(p.Customers),
@@ -34,13 +44,9 @@ func (s *Server) GetPyramidReport(ctx context.Context, _ *segmentationv1.GetPyra
 
 // GetQuadrantReport implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetQuadrantReport(ctx context.Context, _ *segmentationv1.GetQuadrantReportRequest) (*segmentationv1.GetQuadrantReportResponse, error) {
-	tenant, err := tenantOf(ctx)
+	r, err := s.reports(ctx)
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	r, err := s.store.Reports(ctx, tenant)
-	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	q := domain.NewQuadrantReport(r.Pop.Scores, r.Pop.ValueThreshold, r.Pop.LoyaltyThreshold)
 	out := &segmentationv1.GetQuadrantReportResponse{ValueThreshold: q.ValueThreshold, LoyaltyThreshold: q.LoyaltyThreshold,
@@ -54,13 +60,9 @@ func (s *Server) GetQuadrantReport(ctx context.Context, _ *segmentationv1.GetQua
 
 // GetRfmReport implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetRfmReport(ctx context.Context, _ *segmentationv1.GetRfmReportRequest) (*segmentationv1.GetRfmReportResponse, error) {
-	tenant, err := tenantOf(ctx)
+	r, err := s.reports(ctx)
 	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
-	r, err := s.store.Reports(ctx, tenant)
-	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	g := domain.NewRfmGrid(r.Rows, r.Pop.Scores)
 	out := &segmentationv1.GetRfmReportResponse{ScoreTime: timestamppb.New(r.Time)}
