@@ -71,14 +71,6 @@ func TestParseMinor(t *testing.T) {
 	}
 }
 
-func TestCurrencyExponent(t *testing.T) {
-	for cur, want := range map[string]int{"USD": 2, "GBP": 2, "CNY": 2, "JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3} {
-		if got := currencyExponent(cur); got != want {
-			t.Errorf("currencyExponent(%s) = %d, want %d", cur, got, want)
-		}
-	}
-}
-
 func TestParseTime(t *testing.T) {
 	shanghai := time.FixedZone("CST", 8*3600)
 	tests := []struct {

@@ -15,19 +15,6 @@ var (
 	errCurrency        = errors.New("invalid currency")
 )
 
-// currencyExponent is the number of decimals of a currency's minor unit.
-// The list follows ISO 4217 for the currencies Rapport's customers trade in;
-// everything else has cents.
-func currencyExponent(currency string) int {
-	switch currency {
-	case "JPY", "KRW":
-		return 0
-	case "BHD", "KWD", "OMR", "JOD", "TND":
-		return 3
-	}
-	return 2
-}
-
 // normalizeCurrency upper-cases an ISO 4217 code and checks its shape.
 func normalizeCurrency(s string) (string, error) {
 	c := strings.ToUpper(strings.TrimSpace(s))

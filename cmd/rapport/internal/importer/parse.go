@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"rapport.dev/platform/money"
 )
 
 // row is one purchase or refund line read from the file, already checked:
@@ -240,7 +242,7 @@ func parseCDNOW(text string, sample bool, prefix string) (*row, string) {
 	if err != nil {
 		return r, reasonQuantity
 	}
-	dollars, err := parseMinor(f[3], currencyExponent("USD"))
+	dollars, err := parseMinor(f[3], money.Exponent("USD"))
 	if err != nil {
 		return r, err.Error()
 	}
@@ -330,7 +332,7 @@ func parseCSV(rec []string, c columns, m Mapping, prefix string) (*row, string) 
 	if amount == "" {
 		return r, reasonNoAmount
 	}
-	minor, err := parseMinor(amount, currencyExponent(r.currency))
+	minor, err := parseMinor(amount, money.Exponent(r.currency))
 	if err != nil {
 		return r, err.Error()
 	}
