@@ -1,7 +1,8 @@
 // Package segmentation wires the segmentation service together. The chain:
-// open segmentation.db → feed log → store → gRPC API and server; then three
+// open segmentation.db → feed log → store → gRPC API and server; then four
 // workers: the profile feed follower, the timer loop that fires date-relative
-// rule flips, and the rescoring loop for population-relative scores.
+// rule flips, the rescoring loop for population-relative scores, and the
+// value model loop that runs queued and scheduled fits.
 package segmentation
 
 import (
@@ -167,6 +168,7 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 		func(ctx context.Context) { s.follower.Run(ctx) },
 		s.fireTimers,
 		s.rescore,
+		s.fitValueModels,
 	} {
 		wg.Add(1)
 		go func() { defer wg.Done(); w(wctx) }()
@@ -217,6 +219,44 @@ func (s *Service) rescore(ctx context.Context) {
 			if _, err := s.store.Rescore(ctx, tenant); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "rescoring failed", "tenant", tenant, "error", err)
 			}
+		}
+	}
+}
+
+// fitValueModels runs queued value model fits, oldest first, and queues
+// the scheduled ones when they fall due on the injected clock. A fit cut
+// short by shutdown stays queued and runs again after a restart.
+func (s *Service) fitValueModels(ctx context.Context) {
+	for {
+		for {
+			tenant, id, ok, err := s.store.NextQueuedFit()
+			if err != nil || !ok {
+				if err != nil && ctx.Err() == nil {
+					s.log.ErrorContext(ctx, "reading the fit queue failed", "error", err)
+				}
+				break
+			}
+			f, err := s.store.RunFit(ctx, tenant, id)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				s.log.ErrorContext(ctx, "value model fit failed to run", "tenant", tenant, "fit", id, "error", err)
+				break
+			}
+			s.log.InfoContext(ctx, "value model fitted", "tenant", tenant, "fit", id, "state", f.State, "error", f.Error, "took", f.FitTime)
+		}
+		now := s.clock.Now().UTC()
+		next, err := s.store.ScheduleFits(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "scheduling value model fits failed", "error", err)
+		}
+		// New tenants are picked up within a minute.
+		if horizon := now.Add(time.Minute); next.IsZero() || next.After(horizon) {
+			next = horizon
+		}
+		if !clock.WaitUntil(ctx, s.clock, next, s.store.FitWake()) {
+			return
 		}
 	}
 }

@@ -95,6 +95,7 @@ func (s *Server) GetCustomerScores(ctx context.Context, req *segmentationv1.GetC
 	for _, m := range cs.Segments {
 		out.Segments = append(out.Segments, &segmentationv1.SegmentMembership{SegmentId: m.SegmentID, EnterTime: timestamppb.New(m.Since)})
 	}
+	out.Value = convert.CustomerValueToProto(cs.Value)
 	return out, nil
 }
 

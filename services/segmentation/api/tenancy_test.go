@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -46,6 +47,11 @@ func seedTenants(t *testing.T, h *harness) {
 	if _, err := h.store.Rescore(context.Background(), tenantB); err != nil {
 		t.Fatal(err)
 	}
+	// Two customers are too few for a value model: the fit is stored, failed.
+	if r, err := h.client.FitValueModel(b, &segmentationv1.FitValueModelRequest{FitId: "b-fit", Wait: true}); err != nil ||
+		r.Fit.State != segmentationv1.FitState_FIT_STATE_FAILED {
+		t.Fatalf("tenant-b fit: %v, %v", r, err)
+	}
 
 	h.apply(t, tenantA, created("a-cust"), bought("a-cust", "a-o1", 7, t0.Add(-day)))
 	h.create(t, as(tenantA), staticSegment("a-static"))
@@ -78,6 +84,8 @@ func snapshotB(t *testing.T, h *harness) []proto.Message {
 	must(h.client.GetPyramidReport(ctx, &segmentationv1.GetPyramidReportRequest{}))
 	must(h.client.GetQuadrantReport(ctx, &segmentationv1.GetQuadrantReportRequest{}))
 	must(h.client.GetRfmReport(ctx, &segmentationv1.GetRfmReportRequest{}))
+	must(h.client.GetValueModelFit(ctx, &segmentationv1.GetValueModelFitRequest{FitId: "b-fit"}))
+	must(h.client.ListValueModelFits(ctx, &segmentationv1.ListValueModelFitsRequest{}))
 	for _, e := range follow(t, h, tenantB) {
 		out = append(out, e)
 	}
@@ -249,6 +257,25 @@ var crossTenantCalls = map[string]func(t *testing.T, h *harness, ctx context.Con
 		r, err := h.client.UpdateSettings(ctx, &segmentationv1.UpdateSettingsRequest{Settings: &segmentationv1.Settings{PlatinumShare: 0.05, Currency: "USD"}})
 		if err != nil || r.Settings.PlatinumShare != 0.05 {
 			t.Errorf("tenant-a settings update: %v, %v", r, err)
+		}
+	},
+	"FitValueModel": func(t *testing.T, h *harness, ctx context.Context) {
+		// tenant-b's fit id is free in tenant-a, and the fit sees tenant-a's one customer.
+		r, err := h.client.FitValueModel(ctx, &segmentationv1.FitValueModelRequest{FitId: "b-fit", Wait: true})
+		if err != nil || r.Fit.State != segmentationv1.FitState_FIT_STATE_FAILED || !strings.Contains(r.Fit.Error, "1 customers") {
+			t.Errorf("fit with tenant-b's id: %v, %v; want tenant-a's own fit, failed on its 1 customer", r, err)
+		}
+	},
+	"GetValueModelFit": func(t *testing.T, h *harness, ctx context.Context) {
+		for _, id := range []string{"b-fit", "current"} {
+			_, err := h.client.GetValueModelFit(ctx, &segmentationv1.GetValueModelFitRequest{FitId: id})
+			wantCode(t, err, codes.NotFound)
+		}
+	},
+	"ListValueModelFits": func(t *testing.T, h *harness, ctx context.Context) {
+		r, err := h.client.ListValueModelFits(ctx, &segmentationv1.ListValueModelFitsRequest{})
+		if err != nil || len(r.Fits) != 0 {
+			t.Errorf("tenant-a fits: %v, %v", r, err)
 		}
 	},
 	"FollowChanges": func(t *testing.T, h *harness, ctx context.Context) {

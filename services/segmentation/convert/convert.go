@@ -53,6 +53,7 @@ func ScoreToProto(s domain.Score) *segmentationv1.Scores {
 		Tier:         segmentationv1.Tier(s.Tier),
 		Quadrant:     segmentationv1.Quadrant(s.Quadrant),
 		Contribution: s.Contribution,
+		Activity:     segmentationv1.Activity(s.Activity),
 	}
 	if s.R != 0 {
 		out.Rfm = &segmentationv1.Rfm{Recency: s.R, Frequency: s.F, Monetary: s.M, Group: segmentationv1.RfmGroup(s.Group)}
@@ -71,6 +72,14 @@ func SettingsToProto(s domain.Settings) *segmentationv1.Settings {
 		LoyaltyMeasure: segmentationv1.LoyaltyMeasure(s.Loyalty),
 		ValueSplit:     s.ValueSplit,
 		LoyaltySplit:   s.LoyaltySplit,
+
+		ValueModelUnit:             segmentationv1.TimeUnit(s.ValueModel.Unit),
+		ValueModelFitIntervalHours: s.ValueModel.FitIntervalHours,
+		ClvHorizonDays:             s.ValueModel.HorizonDays,
+		ClvAnnualDiscountRate:      s.ValueModel.AnnualDiscountRate,
+		ClvMargin:                  s.ValueModel.Margin,
+		ActiveThreshold:            s.ValueModel.ActiveThreshold,
+		LostThreshold:              s.ValueModel.LostThreshold,
 	}
 }
 
@@ -85,6 +94,34 @@ func SettingsFromProto(p *segmentationv1.Settings) domain.Settings {
 		Loyalty:       domain.LoyaltyMeasure(p.GetLoyaltyMeasure()),
 		ValueSplit:    p.GetValueSplit(),
 		LoyaltySplit:  p.GetLoyaltySplit(),
+		ValueModel: domain.ValueModelSettings{
+			Unit:               domain.TimeUnit(p.GetValueModelUnit()),
+			FitIntervalHours:   p.GetValueModelFitIntervalHours(),
+			HorizonDays:        p.GetClvHorizonDays(),
+			AnnualDiscountRate: p.GetClvAnnualDiscountRate(),
+			Margin:             p.GetClvMargin(),
+			ActiveThreshold:    p.GetActiveThreshold(),
+			LostThreshold:      p.GetLostThreshold(),
+		},
+	}
+}
+
+// CustomerValueToProto converts a customer's value; nil stays nil.
+func CustomerValueToProto(v *domain.CustomerValue) *segmentationv1.CustomerValue {
+	if v == nil {
+		return nil
+	}
+	return &segmentationv1.CustomerValue{
+		FitId:             v.FitID,
+		RepeatPurchases:   int64(v.X),
+		Recency:           v.TX,
+		Age:               v.T,
+		PAlive:            v.PAlive,
+		Activity:          segmentationv1.Activity(v.Activity),
+		ExpectedPurchases: v.ExpectedPurchases,
+		ExpectedSpend:     v.ExpectedSpend,
+		Clv:               v.CLV,
+		HorizonDays:       v.HorizonDays,
 	}
 }
 

@@ -78,6 +78,7 @@ const (
 	ValueUnspecified  ValueMeasure = 0
 	ValueMonetary     ValueMeasure = 1 // Features.Monetary
 	ValueMonetary365d ValueMeasure = 2 // Features.Monetary365d
+	ValueCLV          ValueMeasure = 3 // CustomerValue.CLV, Monetary without a value model
 )
 
 // LoyaltyMeasure is what the quadrants take as loyalty; the numbers are
@@ -118,6 +119,8 @@ type Settings struct {
 	// position makes them high value and highly loyal.
 	ValueSplit   float64 `json:"value_split,omitempty"`
 	LoyaltySplit float64 `json:"loyalty_split,omitempty"`
+	// ValueModel are the value model's settings.
+	ValueModel ValueModelSettings `json:"value_model,omitzero"`
 }
 
 // WithDefaults fills in the zero fields: shares 0.01 / 0.04 / 0.15, value
@@ -139,6 +142,7 @@ func (s Settings) WithDefaults() Settings {
 	if s.Loyalty == LoyaltyUnspecified {
 		s.Loyalty = LoyaltyPurchases365d
 	}
+	s.ValueModel = s.ValueModel.withDefaults()
 	return s
 }
 
@@ -184,7 +188,8 @@ func (s Settings) Validate() error {
 			}
 		}
 	}
-	if s.Value < ValueUnspecified || s.Value > ValueMonetary365d {
+	s.ValueModel.validate(&v)
+	if s.Value < ValueUnspecified || s.Value > ValueCLV {
 		v.Add("value_measure", "unknown value measure %d", s.Value)
 	}
 	if s.Loyalty < LoyaltyUnspecified || s.Loyalty > LoyaltyTenure {
@@ -193,8 +198,9 @@ func (s Settings) Validate() error {
 	return v.Err()
 }
 
-// Contribution is the customer's value measure: Monetary, or Monetary365d
-// when Value is ValueMonetary365d.
+// Contribution is the customer's value measure from features: Monetary, or
+// Monetary365d when Value is ValueMonetary365d. (ValueCLV is taken from
+// Row.Value by ScorePopulation.)
 func (s Settings) Contribution(f *Features) int64 {
 	if s.Value == ValueMonetary365d {
 		return f.Monetary365d
@@ -218,6 +224,9 @@ func (s Settings) LoyaltyOf(f *Features) float64 {
 type Row struct {
 	CustomerID string
 	Features   Features
+	// Value is the value model's view of the customer; nil without a
+	// fitted model or without purchases.
+	Value *CustomerValue
 }
 
 // Score is a customer's population-relative scores. The zero Score is an
@@ -233,6 +242,15 @@ type Score struct {
 	Quadrant Quadrant `json:"q,omitempty"`
 	// Contribution is the value measure the pyramid ranks on, in minor units.
 	Contribution int64 `json:"c,omitempty"`
+	// Activity is the customer's activity state from the value model.
+	Activity Activity `json:"a,omitempty"`
+}
+
+// SameClass reports whether two scores put the customer in the same
+// classes: equal but for Contribution, which is a measure, not a class.
+func (s Score) SameClass(o Score) bool {
+	s.Contribution, o.Contribution = 0, 0
+	return s == o
 }
 
 // Ranked reports whether the customer took part in the ranking.
@@ -322,9 +340,27 @@ func ScorePopulation(rows []Row, st Settings) Population {
 	// The contribution order: descending, ties by customer id (then row).
 	// Ties only matter where a tier boundary cuts through them, so only
 	// those runs are sorted by id.
+	useCLV := false
+	if st.Value == ValueCLV {
+		for _, k := range keys {
+			if rows[k.i].Value != nil {
+				useCLV = true
+				break
+			}
+		}
+	}
 	for j := range keys {
 		k := &keys[j]
-		k.v, k.lo = st.Contribution(&rows[k.i].Features), 0
+		r := &rows[k.i]
+		switch {
+		case !useCLV:
+			k.v = st.Contribution(&r.Features)
+		case r.Value != nil:
+			k.v = r.Value.CLV
+		default:
+			k.v = 0
+		}
+		k.lo = 0
 	}
 	slices.SortFunc(keys, func(a, b rankKey) int { return cmp.Compare(b.v, a.v) })
 	platinum := position(n, st.PlatinumShare, 0)
@@ -379,6 +415,9 @@ func ScorePopulation(rows []Row, st Settings) Population {
 		highValue := s.Contribution >= pop.ValueThreshold
 		highLoyalty := st.LoyaltyOf(&rows[k.i].Features) >= pop.LoyaltyThreshold
 		s.Quadrant = quadrantOf(highValue, highLoyalty)
+		if v := rows[k.i].Value; v != nil {
+			s.Activity = v.Activity
+		}
 	}
 	return pop
 }

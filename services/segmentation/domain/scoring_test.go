@@ -18,12 +18,16 @@ import (
 func TestSettingsWithDefaults(t *testing.T) {
 	got := Settings{Currency: "CNY"}.WithDefaults()
 	want := Settings{Currency: "CNY", PlatinumShare: 0.01, GoldShare: 0.04, IronShare: 0.15,
-		Value: ValueMonetary, Loyalty: LoyaltyPurchases365d, ValueSplit: 0.5, LoyaltySplit: 0.5}
+		Value: ValueMonetary, Loyalty: LoyaltyPurchases365d, ValueSplit: 0.5, LoyaltySplit: 0.5,
+		ValueModel: ValueModelSettings{Unit: UnitWeeks, FitIntervalHours: 24, HorizonDays: 365,
+			AnnualDiscountRate: 0.1, Margin: 1, ActiveThreshold: 0.5, LostThreshold: 0.15}}
 	if got != want {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
 	}
 	set := Settings{PlatinumShare: 0.02, GoldShare: 0.03, IronShare: 0.1, Value: ValueMonetary365d,
-		Loyalty: LoyaltyTenure, ValueSplit: 0.2, LoyaltySplit: 0.8}
+		Loyalty: LoyaltyTenure, ValueSplit: 0.2, LoyaltySplit: 0.8,
+		ValueModel: ValueModelSettings{Unit: UnitDays, FitIntervalHours: -1, HorizonDays: 90,
+			AnnualDiscountRate: -1, Margin: 0.3, ActiveThreshold: 0.7, LostThreshold: 0.2}}
 	if got := set.WithDefaults(); got != set {
 		t.Fatalf("set values changed: %+v", got)
 	}
@@ -50,7 +54,18 @@ func TestSettingsValidate(t *testing.T) {
 			[]string{"gold_share", "iron_share", "platinum_share"}},
 		{"lower-case currency", Settings{Currency: "cny"}, []string{"currency"}},
 		{"long currency", Settings{Currency: "CNYY"}, []string{"currency"}},
-		{"unknown value measure", Settings{Value: 3}, []string{"value_measure"}},
+		{"unknown value measure", Settings{Value: 4}, []string{"value_measure"}},
+		{"value model set", Settings{Value: ValueCLV, ValueModel: ValueModelSettings{Unit: UnitDays, FitIntervalHours: -1,
+			HorizonDays: 730, AnnualDiscountRate: 0.05, Margin: 0.25, ActiveThreshold: 0.8, LostThreshold: 0.1}}, nil},
+		{"bad value model", Settings{ValueModel: ValueModelSettings{Unit: 3, FitIntervalHours: 10000, HorizonDays: -1,
+			AnnualDiscountRate: math.NaN(), Margin: 1.5, ActiveThreshold: 1}},
+			[]string{"active_threshold", "clv_annual_discount_rate", "clv_horizon_days", "clv_margin",
+				"value_model_fit_interval_hours", "value_model_unit"}},
+		{"lost above active", Settings{ValueModel: ValueModelSettings{ActiveThreshold: 0.3, LostThreshold: 0.4}},
+			[]string{"lost_threshold"}},
+		{"lost above the default active", Settings{ValueModel: ValueModelSettings{LostThreshold: 0.6}},
+			[]string{"lost_threshold"}},
+		{"NaN threshold", Settings{ValueModel: ValueModelSettings{LostThreshold: math.NaN()}}, []string{"lost_threshold"}},
 		{"negative loyalty measure", Settings{Loyalty: -1}, []string{"loyalty_measure"}},
 		{"unknown loyalty measure", Settings{Loyalty: 4}, []string{"loyalty_measure"}},
 		{"several at once", Settings{Currency: "x", ValueSplit: 2, Loyalty: 9},

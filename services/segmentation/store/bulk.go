@@ -14,11 +14,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
-	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/feed"
 	"rapport.dev/services/segmentation/convert"
 	"rapport.dev/services/segmentation/domain"
+	"rapport.dev/services/segmentation/valuemodel"
 )
 
 // Bulk work: loading a tenant's history without the feed, and re-evaluating
@@ -176,6 +176,8 @@ type bulkRow struct {
 	// oldDue and newDue are the timer (UnixNano), 0 for none.
 	oldDue, newDue int64
 	scoreChanged   bool
+	// value is the value model's view, nil without a model.
+	value *domain.CustomerValue
 }
 
 // ReevaluateAll recomputes the tenant's population scores and every dynamic
@@ -233,7 +235,14 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 		if err := readBulkSide(btx, tenant, rows, dynOf, words, oldBits); err != nil {
 			return err
 		}
-		if err := parallel(ctx, len(rows), func(lo, hi int) error { return decodeBulkRows(rows[lo:hi], now, settings.Currency) }); err != nil {
+		model, err := t.currentModel(settings)
+		if err != nil {
+			return err
+		}
+		withCLV := settings.WithDefaults().Value == domain.ValueCLV
+		if err := parallel(ctx, len(rows), func(lo, hi int) error {
+			return decodeBulkRows(rows[lo:hi], now, settings.Currency, model, withCLV)
+		}); err != nil {
 			return err
 		}
 		rep.Read = time.Since(start)
@@ -245,7 +254,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 			r.scoreIdx = -1
 			if r.hasState {
 				r.scoreIdx = int32(len(scoring))
-				scoring = append(scoring, domain.Row{CustomerID: r.id, Features: r.features})
+				scoring = append(scoring, domain.Row{CustomerID: r.id, Features: r.features, Value: r.value})
 			}
 		}
 		pop := domain.ScorePopulation(scoring, settings)
@@ -401,18 +410,12 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 	return rep, nil
 }
 
-// putBulkScore stores a changed score with its feed event, as Rescore does.
+// putBulkScore stores a changed score with its feed events, as Rescore does.
 func (s *Store) putBulkScore(ctx context.Context, t tx, r *bulkRow, now time.Time) error {
 	if err := put(t.b(bucketScores), boltdb.Key(t.tenant, r.id), r.newScore); err != nil {
 		return err
 	}
-	change := &segmentationv1.ScoresChange{CustomerId: r.id, After: convert.ScoreToProto(r.newScore)}
-	if r.oldScore != (domain.Score{}) {
-		change.Before = convert.ScoreToProto(r.oldScore)
-	}
-	change.After.ScoreTime = convert.Timestamp(now)
-	_, err := s.feed.Append(ctx, t.Tx, t.tenant, TypeScoresChanged, r.id, change)
-	return err
+	return s.publishScores(ctx, t, r.id, r.oldScore, r.newScore, r.value, now)
 }
 
 // readBulkRows lists the tenant's customers: the union of the states and
@@ -514,7 +517,8 @@ func readBulkSide(btx *bolt.Tx, tenant string, rows []bulkRow, dynOf map[string]
 }
 
 // decodeBulkRows decodes states and scores and derives the features.
-func decodeBulkRows(rows []bulkRow, now time.Time, currency string) error {
+func decodeBulkRows(rows []bulkRow, now time.Time, currency string, model *valueModel, withCLV bool) error {
+	var buf []valuemodel.Purchase
 	for i := range rows {
 		r := &rows[i]
 		st := &domain.State{CustomerID: r.id}
@@ -526,6 +530,9 @@ func decodeBulkRows(rows []bulkRow, now time.Time, currency string) error {
 		}
 		r.features = st.Features(now, currency)
 		r.window, r.tenure = st.NextWindowChange(now), st.NextTenureChange(now)
+		if model != nil && r.rawState != nil {
+			r.value = model.value(st, now, withCLV, &buf)
+		}
 		if r.rawScore != nil {
 			sc, err := decode[domain.Score](r.rawScore)
 			if err != nil {

@@ -11,9 +11,12 @@ import (
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/services/segmentation/convert"
 	"rapport.dev/services/segmentation/domain"
+	"rapport.dev/services/segmentation/valuemodel"
 )
 
-// population loads every customer's features at now.
+// population loads every customer's features at now, and the value
+// model's view of them when the tenant has a current model (with CLV when
+// the pyramid ranks on it).
 func (s *Store) population(tenant string, now time.Time) ([]domain.Row, domain.Settings, error) {
 	var rows []domain.Row
 	var settings domain.Settings
@@ -23,6 +26,12 @@ func (s *Store) population(tenant string, now time.Time) ([]domain.Row, domain.S
 		if settings, err = t.settings(); err != nil {
 			return err
 		}
+		model, err := t.currentModel(settings)
+		if err != nil {
+			return err
+		}
+		withCLV := settings.WithDefaults().Value == domain.ValueCLV
+		var buf []valuemodel.Purchase
 		prefix := boltdb.Prefix(tenant)
 		c := btx.Bucket(bucketStates).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -30,7 +39,11 @@ func (s *Store) population(tenant string, now time.Time) ([]domain.Row, domain.S
 			if err != nil {
 				return err
 			}
-			rows = append(rows, domain.Row{CustomerID: string(k[len(prefix):]), Features: st.Features(now, settings.Currency)})
+			row := domain.Row{CustomerID: string(k[len(prefix):]), Features: st.Features(now, settings.Currency)}
+			if model != nil {
+				row.Value = model.value(st, now, withCLV, &buf)
+			}
+			rows = append(rows, row)
 		}
 		return nil
 	})
@@ -78,12 +91,7 @@ func (s *Store) Rescore(ctx context.Context, tenant string) (int, error) {
 			if err := put(b, boltdb.Key(tenant, row.CustomerID), sc); err != nil {
 				return err
 			}
-			change := &segmentationv1.ScoresChange{CustomerId: row.CustomerID, After: convert.ScoreToProto(sc)}
-			if *old != (domain.Score{}) {
-				change.Before = convert.ScoreToProto(*old)
-			}
-			change.After.ScoreTime = convert.Timestamp(now)
-			if _, err := s.feed.Append(ctx, btx, tenant, TypeScoresChanged, row.CustomerID, change); err != nil {
+			if err := s.publishScores(ctx, t, row.CustomerID, *old, sc, row.Value, now); err != nil {
 				return err
 			}
 			if err := s.reevaluate(ctx, t, segs, row.CustomerID, now, "scores.changed"); err != nil {
@@ -97,6 +105,32 @@ func (s *Store) Rescore(ctx context.Context, tenant string) (int, error) {
 		return t.b(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
 	})
 	return changed, err
+}
+
+// publishScores appends the feed events of a score change: "scores.changed"
+// when a class changed (not for a new contribution alone) and
+// "activity.changed" when the activity did.
+func (s *Store) publishScores(ctx context.Context, t tx, customer string, old, sc domain.Score, v *domain.CustomerValue, now time.Time) error {
+	if !old.SameClass(sc) {
+		change := &segmentationv1.ScoresChange{CustomerId: customer, After: convert.ScoreToProto(sc)}
+		if old != (domain.Score{}) {
+			change.Before = convert.ScoreToProto(old)
+		}
+		change.After.ScoreTime = convert.Timestamp(now)
+		if _, err := s.feed.Append(ctx, t.Tx, t.tenant, TypeScoresChanged, customer, change); err != nil {
+			return err
+		}
+	}
+	if old.Activity == sc.Activity {
+		return nil
+	}
+	change := &segmentationv1.ActivityChange{CustomerId: customer, Before: segmentationv1.Activity(old.Activity),
+		After: segmentationv1.Activity(sc.Activity), Time: convert.Timestamp(now)}
+	if v != nil {
+		change.PAlive, change.FitId = v.PAlive, v.FitID
+	}
+	_, err := s.feed.Append(ctx, t.Tx, t.tenant, TypeActivityChanged, customer, change)
+	return err
 }
 
 // scoreTimeKey stores when a tenant was last scored, beside its settings.

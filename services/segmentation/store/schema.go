@@ -33,6 +33,7 @@ import (
 //	├── sizes       tenant 0 segment 0 day(8)         -> size at the end of that UTC day (8)
 //	├── timers      due(8) 0 tenant 0 customer        -> empty: re-evaluate the customer at due
 //	├── timer_of    tenant 0 customer                 -> due(8), so a reschedule finds the old timer
+//	├── value_fits, value_fit_order, value_fit_queue  see valuefits.go
 //	├── feed, feed_cursors, feed_deadletters          see platform/feed; the cursor of the
 //	│                                                 profile follower lives in feed_cursors
 var (
@@ -58,7 +59,7 @@ func Options() boltdb.Options {
 	return boltdb.Options{Schema: SchemaVersion, Buckets: append([][]byte{
 		bucketStates, bucketProfiles, bucketScores, bucketSettings, bucketSegments, bucketMembers,
 		bucketMemberOf, bucketHistory, bucketSizes, bucketTimers, bucketTimerOf,
-	}, feed.Buckets...), Migrations: []boltdb.Migration{
+	}, append(valueBuckets, feed.Buckets...)...), Migrations: []boltdb.Migration{
 		{From: 1, Up: binaryStates},
 	}}
 }

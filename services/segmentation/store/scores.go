@@ -9,6 +9,7 @@ import (
 
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/services/segmentation/domain"
+	"rapport.dev/services/segmentation/valuemodel"
 )
 
 // Membership is one segment a customer is in.
@@ -23,6 +24,9 @@ type CustomerScores struct {
 	Score     domain.Score
 	ScoreTime time.Time
 	Segments  []Membership
+	// Value is the current value model's view now; nil without a model or
+	// without purchases.
+	Value *domain.CustomerValue
 }
 
 func (t tx) scoreTime() time.Time {
@@ -56,6 +60,14 @@ func (s *Store) CustomerScores(ctx context.Context, tenant, customer string) (*C
 			return err
 		}
 		out = CustomerScores{Features: st.Features(now, settings.Currency), Score: *sc, ScoreTime: t.scoreTime()}
+		model, err := t.currentModel(settings)
+		if err != nil {
+			return err
+		}
+		if model != nil {
+			var buf []valuemodel.Purchase
+			out.Value = model.value(st, now, true, &buf)
+		}
 		prefix := boltdb.Prefix(tenant, customer)
 		c := t.b(bucketMemberOf).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {

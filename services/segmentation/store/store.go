@@ -45,6 +45,10 @@ type Store struct {
 	dirty map[string]bool
 	// timerWake is signalled when a timer earlier than any before may exist.
 	timerWake chan struct{}
+	// fitWake is signalled when a value model fit is queued; fitSem lets
+	// one fit run at a time.
+	fitWake chan struct{}
+	fitSem  chan struct{}
 }
 
 // New returns a store over an open segmentation.db and its feed.
@@ -54,7 +58,8 @@ func New(db *boltdb.DB, log *feed.Log, clk clock.Clock, logger *slog.Logger) (*S
 		return nil, err
 	}
 	return &Store{db: db, feed: log, clock: clk, env: env, log: logger,
-		compiled: map[string]*domain.Rule{}, dirty: map[string]bool{}, timerWake: make(chan struct{}, 1)}, nil
+		compiled: map[string]*domain.Rule{}, dirty: map[string]bool{}, timerWake: make(chan struct{}, 1),
+		fitWake: make(chan struct{}, 1), fitSem: make(chan struct{}, 1)}, nil
 }
 
 // DB exposes the database for the feed follower.

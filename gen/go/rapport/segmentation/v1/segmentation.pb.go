@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	v1 "rapport.dev/gen/go/rapport/feed/v1"
@@ -237,6 +238,65 @@ func (Quadrant) EnumDescriptor() ([]byte, []int) {
 	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{2}
 }
 
+// Activity is a customer's activity state (活跃期 / 休眠期), from the value
+// model's probability that the customer is still alive; the thresholds are
+// Settings.active_threshold and Settings.lost_threshold.
+type Activity int32
+
+const (
+	// ACTIVITY_UNSPECIFIED is a customer without purchases, or a tenant without a value model.
+	Activity_ACTIVITY_UNSPECIFIED Activity = 0
+	// ACTIVITY_ACTIVE is probability alive at or above active_threshold.
+	Activity_ACTIVITY_ACTIVE Activity = 1
+	// ACTIVITY_DORMANT is between the thresholds.
+	Activity_ACTIVITY_DORMANT Activity = 2
+	// ACTIVITY_LOST is below lost_threshold.
+	Activity_ACTIVITY_LOST Activity = 3
+)
+
+// Enum value maps for Activity.
+var (
+	Activity_name = map[int32]string{
+		0: "ACTIVITY_UNSPECIFIED",
+		1: "ACTIVITY_ACTIVE",
+		2: "ACTIVITY_DORMANT",
+		3: "ACTIVITY_LOST",
+	}
+	Activity_value = map[string]int32{
+		"ACTIVITY_UNSPECIFIED": 0,
+		"ACTIVITY_ACTIVE":      1,
+		"ACTIVITY_DORMANT":     2,
+		"ACTIVITY_LOST":        3,
+	}
+)
+
+func (x Activity) Enum() *Activity {
+	p := new(Activity)
+	*p = x
+	return p
+}
+
+func (x Activity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Activity) Descriptor() protoreflect.EnumDescriptor {
+	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[3].Descriptor()
+}
+
+func (Activity) Type() protoreflect.EnumType {
+	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[3]
+}
+
+func (x Activity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Activity.Descriptor instead.
+func (Activity) EnumDescriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{3}
+}
+
 // SegmentKind is static (a list) or dynamic (a rule).
 type SegmentKind int32
 
@@ -274,11 +334,11 @@ func (x SegmentKind) String() string {
 }
 
 func (SegmentKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[3].Descriptor()
+	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[4].Descriptor()
 }
 
 func (SegmentKind) Type() protoreflect.EnumType {
-	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[3]
+	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[4]
 }
 
 func (x SegmentKind) Number() protoreflect.EnumNumber {
@@ -287,7 +347,7 @@ func (x SegmentKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SegmentKind.Descriptor instead.
 func (SegmentKind) EnumDescriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{3}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{4}
 }
 
 // ValueMeasure is what the pyramid and quadrants rank customers on.
@@ -300,6 +360,9 @@ const (
 	ValueMeasure_VALUE_MEASURE_MONETARY ValueMeasure = 1
 	// VALUE_MEASURE_MONETARY_365D is spend in the last 365 days.
 	ValueMeasure_VALUE_MEASURE_MONETARY_365D ValueMeasure = 2
+	// VALUE_MEASURE_CLV is customer lifetime value from the current value
+	// model; lifetime spend while the tenant has no fitted model.
+	ValueMeasure_VALUE_MEASURE_CLV ValueMeasure = 3
 )
 
 // Enum value maps for ValueMeasure.
@@ -308,11 +371,13 @@ var (
 		0: "VALUE_MEASURE_UNSPECIFIED",
 		1: "VALUE_MEASURE_MONETARY",
 		2: "VALUE_MEASURE_MONETARY_365D",
+		3: "VALUE_MEASURE_CLV",
 	}
 	ValueMeasure_value = map[string]int32{
 		"VALUE_MEASURE_UNSPECIFIED":   0,
 		"VALUE_MEASURE_MONETARY":      1,
 		"VALUE_MEASURE_MONETARY_365D": 2,
+		"VALUE_MEASURE_CLV":           3,
 	}
 )
 
@@ -327,11 +392,11 @@ func (x ValueMeasure) String() string {
 }
 
 func (ValueMeasure) Descriptor() protoreflect.EnumDescriptor {
-	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[4].Descriptor()
+	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[5].Descriptor()
 }
 
 func (ValueMeasure) Type() protoreflect.EnumType {
-	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[4]
+	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[5]
 }
 
 func (x ValueMeasure) Number() protoreflect.EnumNumber {
@@ -340,7 +405,60 @@ func (x ValueMeasure) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ValueMeasure.Descriptor instead.
 func (ValueMeasure) EnumDescriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{4}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{5}
+}
+
+// TimeUnit is the unit of a value model fit.
+type TimeUnit int32
+
+const (
+	// TIME_UNIT_UNSPECIFIED means TIME_UNIT_WEEKS.
+	TimeUnit_TIME_UNIT_UNSPECIFIED TimeUnit = 0
+	// TIME_UNIT_DAYS counts recency, age and α in days.
+	TimeUnit_TIME_UNIT_DAYS TimeUnit = 1
+	// TIME_UNIT_WEEKS counts them in weeks (7 days).
+	TimeUnit_TIME_UNIT_WEEKS TimeUnit = 2
+)
+
+// Enum value maps for TimeUnit.
+var (
+	TimeUnit_name = map[int32]string{
+		0: "TIME_UNIT_UNSPECIFIED",
+		1: "TIME_UNIT_DAYS",
+		2: "TIME_UNIT_WEEKS",
+	}
+	TimeUnit_value = map[string]int32{
+		"TIME_UNIT_UNSPECIFIED": 0,
+		"TIME_UNIT_DAYS":        1,
+		"TIME_UNIT_WEEKS":       2,
+	}
+)
+
+func (x TimeUnit) Enum() *TimeUnit {
+	p := new(TimeUnit)
+	*p = x
+	return p
+}
+
+func (x TimeUnit) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TimeUnit) Descriptor() protoreflect.EnumDescriptor {
+	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[6].Descriptor()
+}
+
+func (TimeUnit) Type() protoreflect.EnumType {
+	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[6]
+}
+
+func (x TimeUnit) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TimeUnit.Descriptor instead.
+func (TimeUnit) EnumDescriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{6}
 }
 
 // LoyaltyMeasure is what the quadrants take as loyalty.
@@ -384,11 +502,11 @@ func (x LoyaltyMeasure) String() string {
 }
 
 func (LoyaltyMeasure) Descriptor() protoreflect.EnumDescriptor {
-	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[5].Descriptor()
+	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[7].Descriptor()
 }
 
 func (LoyaltyMeasure) Type() protoreflect.EnumType {
-	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[5]
+	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[7]
 }
 
 func (x LoyaltyMeasure) Number() protoreflect.EnumNumber {
@@ -397,7 +515,117 @@ func (x LoyaltyMeasure) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoyaltyMeasure.Descriptor instead.
 func (LoyaltyMeasure) EnumDescriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{5}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{7}
+}
+
+// FitState is the state of a value model fit.
+type FitState int32
+
+const (
+	// FIT_STATE_UNSPECIFIED is not used.
+	FitState_FIT_STATE_UNSPECIFIED FitState = 0
+	// FIT_STATE_RUNNING is queued or running.
+	FitState_FIT_STATE_RUNNING FitState = 1
+	// FIT_STATE_SUCCEEDED has parameters.
+	FitState_FIT_STATE_SUCCEEDED FitState = 2
+	// FIT_STATE_FAILED has an error saying why.
+	FitState_FIT_STATE_FAILED FitState = 3
+)
+
+// Enum value maps for FitState.
+var (
+	FitState_name = map[int32]string{
+		0: "FIT_STATE_UNSPECIFIED",
+		1: "FIT_STATE_RUNNING",
+		2: "FIT_STATE_SUCCEEDED",
+		3: "FIT_STATE_FAILED",
+	}
+	FitState_value = map[string]int32{
+		"FIT_STATE_UNSPECIFIED": 0,
+		"FIT_STATE_RUNNING":     1,
+		"FIT_STATE_SUCCEEDED":   2,
+		"FIT_STATE_FAILED":      3,
+	}
+)
+
+func (x FitState) Enum() *FitState {
+	p := new(FitState)
+	*p = x
+	return p
+}
+
+func (x FitState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FitState) Descriptor() protoreflect.EnumDescriptor {
+	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[8].Descriptor()
+}
+
+func (FitState) Type() protoreflect.EnumType {
+	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[8]
+}
+
+func (x FitState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FitState.Descriptor instead.
+func (FitState) EnumDescriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{8}
+}
+
+// FitTrigger says what started a fit.
+type FitTrigger int32
+
+const (
+	// FIT_TRIGGER_UNSPECIFIED is not used.
+	FitTrigger_FIT_TRIGGER_UNSPECIFIED FitTrigger = 0
+	// FIT_TRIGGER_ON_DEMAND is a FitValueModel call.
+	FitTrigger_FIT_TRIGGER_ON_DEMAND FitTrigger = 1
+	// FIT_TRIGGER_SCHEDULED is the background schedule.
+	FitTrigger_FIT_TRIGGER_SCHEDULED FitTrigger = 2
+)
+
+// Enum value maps for FitTrigger.
+var (
+	FitTrigger_name = map[int32]string{
+		0: "FIT_TRIGGER_UNSPECIFIED",
+		1: "FIT_TRIGGER_ON_DEMAND",
+		2: "FIT_TRIGGER_SCHEDULED",
+	}
+	FitTrigger_value = map[string]int32{
+		"FIT_TRIGGER_UNSPECIFIED": 0,
+		"FIT_TRIGGER_ON_DEMAND":   1,
+		"FIT_TRIGGER_SCHEDULED":   2,
+	}
+)
+
+func (x FitTrigger) Enum() *FitTrigger {
+	p := new(FitTrigger)
+	*p = x
+	return p
+}
+
+func (x FitTrigger) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FitTrigger) Descriptor() protoreflect.EnumDescriptor {
+	return file_rapport_segmentation_v1_segmentation_proto_enumTypes[9].Descriptor()
+}
+
+func (FitTrigger) Type() protoreflect.EnumType {
+	return &file_rapport_segmentation_v1_segmentation_proto_enumTypes[9]
+}
+
+func (x FitTrigger) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FitTrigger.Descriptor instead.
+func (FitTrigger) EnumDescriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{9}
 }
 
 // Features are what segmentation keeps per customer, updated on every event
@@ -704,7 +932,9 @@ type Scores struct {
 	// contribution is the value measure the pyramid ranks on, in minor units.
 	Contribution int64 `protobuf:"varint,4,opt,name=contribution,proto3" json:"contribution,omitempty"`
 	// score_time is when the scores were computed.
-	ScoreTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=score_time,json=scoreTime,proto3" json:"score_time,omitempty"`
+	ScoreTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=score_time,json=scoreTime,proto3" json:"score_time,omitempty"`
+	// activity is active, dormant or lost, from the value model's probability alive.
+	Activity      Activity `protobuf:"varint,6,opt,name=activity,proto3,enum=rapport.segmentation.v1.Activity" json:"activity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -774,6 +1004,140 @@ func (x *Scores) GetScoreTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Scores) GetActivity() Activity {
+	if x != nil {
+		return x.Activity
+	}
+	return Activity_ACTIVITY_UNSPECIFIED
+}
+
+// CustomerValue is what the tenant's current value model says of a customer now.
+type CustomerValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fit_id is the fit used.
+	FitId string `protobuf:"bytes,1,opt,name=fit_id,json=fitId,proto3" json:"fit_id,omitempty"`
+	// repeat_purchases is x, the customer's repeat transactions (distinct purchase days − 1).
+	RepeatPurchases int64 `protobuf:"varint,2,opt,name=repeat_purchases,json=repeatPurchases,proto3" json:"repeat_purchases,omitempty"`
+	// recency is t_x, first to last purchase day, in the fit's time unit.
+	Recency float64 `protobuf:"fixed64,3,opt,name=recency,proto3" json:"recency,omitempty"`
+	// age is T, first purchase day to today, in the fit's time unit.
+	Age float64 `protobuf:"fixed64,4,opt,name=age,proto3" json:"age,omitempty"`
+	// p_alive is the BG/NBD probability that the customer has not dropped out.
+	PAlive float64 `protobuf:"fixed64,5,opt,name=p_alive,json=pAlive,proto3" json:"p_alive,omitempty"`
+	// activity is the state p_alive puts the customer in.
+	Activity Activity `protobuf:"varint,6,opt,name=activity,proto3,enum=rapport.segmentation.v1.Activity" json:"activity,omitempty"`
+	// expected_purchases is the expected number of purchases over the CLV horizon.
+	ExpectedPurchases float64 `protobuf:"fixed64,7,opt,name=expected_purchases,json=expectedPurchases,proto3" json:"expected_purchases,omitempty"`
+	// expected_spend is the Gamma-Gamma expected value of a future transaction, in minor units.
+	ExpectedSpend int64 `protobuf:"varint,8,opt,name=expected_spend,json=expectedSpend,proto3" json:"expected_spend,omitempty"`
+	// clv is the discounted expected margin over the CLV horizon, in minor units.
+	Clv int64 `protobuf:"varint,9,opt,name=clv,proto3" json:"clv,omitempty"`
+	// horizon_days is the CLV horizon.
+	HorizonDays   int32 `protobuf:"varint,10,opt,name=horizon_days,json=horizonDays,proto3" json:"horizon_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CustomerValue) Reset() {
+	*x = CustomerValue{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomerValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomerValue) ProtoMessage() {}
+
+func (x *CustomerValue) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomerValue.ProtoReflect.Descriptor instead.
+func (*CustomerValue) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CustomerValue) GetFitId() string {
+	if x != nil {
+		return x.FitId
+	}
+	return ""
+}
+
+func (x *CustomerValue) GetRepeatPurchases() int64 {
+	if x != nil {
+		return x.RepeatPurchases
+	}
+	return 0
+}
+
+func (x *CustomerValue) GetRecency() float64 {
+	if x != nil {
+		return x.Recency
+	}
+	return 0
+}
+
+func (x *CustomerValue) GetAge() float64 {
+	if x != nil {
+		return x.Age
+	}
+	return 0
+}
+
+func (x *CustomerValue) GetPAlive() float64 {
+	if x != nil {
+		return x.PAlive
+	}
+	return 0
+}
+
+func (x *CustomerValue) GetActivity() Activity {
+	if x != nil {
+		return x.Activity
+	}
+	return Activity_ACTIVITY_UNSPECIFIED
+}
+
+func (x *CustomerValue) GetExpectedPurchases() float64 {
+	if x != nil {
+		return x.ExpectedPurchases
+	}
+	return 0
+}
+
+func (x *CustomerValue) GetExpectedSpend() int64 {
+	if x != nil {
+		return x.ExpectedSpend
+	}
+	return 0
+}
+
+func (x *CustomerValue) GetClv() int64 {
+	if x != nil {
+		return x.Clv
+	}
+	return 0
+}
+
+func (x *CustomerValue) GetHorizonDays() int32 {
+	if x != nil {
+		return x.HorizonDays
+	}
+	return 0
+}
+
 // SegmentMembership is a customer's membership of one segment.
 type SegmentMembership struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -787,7 +1151,7 @@ type SegmentMembership struct {
 
 func (x *SegmentMembership) Reset() {
 	*x = SegmentMembership{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[3]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +1163,7 @@ func (x *SegmentMembership) String() string {
 func (*SegmentMembership) ProtoMessage() {}
 
 func (x *SegmentMembership) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[3]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +1176,7 @@ func (x *SegmentMembership) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentMembership.ProtoReflect.Descriptor instead.
 func (*SegmentMembership) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{3}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SegmentMembership) GetSegmentId() string {
@@ -840,7 +1204,7 @@ type GetCustomerScoresRequest struct {
 
 func (x *GetCustomerScoresRequest) Reset() {
 	*x = GetCustomerScoresRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[4]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1216,7 @@ func (x *GetCustomerScoresRequest) String() string {
 func (*GetCustomerScoresRequest) ProtoMessage() {}
 
 func (x *GetCustomerScoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[4]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1229,7 @@ func (x *GetCustomerScoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerScoresRequest.ProtoReflect.Descriptor instead.
 func (*GetCustomerScoresRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{4}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetCustomerScoresRequest) GetCustomerId() string {
@@ -885,14 +1249,17 @@ type GetCustomerScoresResponse struct {
 	// scores are the customer's population-relative scores.
 	Scores *Scores `protobuf:"bytes,3,opt,name=scores,proto3" json:"scores,omitempty"`
 	// segments are the segments the customer is in.
-	Segments      []*SegmentMembership `protobuf:"bytes,4,rep,name=segments,proto3" json:"segments,omitempty"`
+	Segments []*SegmentMembership `protobuf:"bytes,4,rep,name=segments,proto3" json:"segments,omitempty"`
+	// value is the value model's view of the customer; unset without a
+	// current fit or without purchases.
+	Value         *CustomerValue `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCustomerScoresResponse) Reset() {
 	*x = GetCustomerScoresResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[5]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1271,7 @@ func (x *GetCustomerScoresResponse) String() string {
 func (*GetCustomerScoresResponse) ProtoMessage() {}
 
 func (x *GetCustomerScoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[5]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1284,7 @@ func (x *GetCustomerScoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerScoresResponse.ProtoReflect.Descriptor instead.
 func (*GetCustomerScoresResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{5}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetCustomerScoresResponse) GetCustomerId() string {
@@ -944,6 +1311,13 @@ func (x *GetCustomerScoresResponse) GetScores() *Scores {
 func (x *GetCustomerScoresResponse) GetSegments() []*SegmentMembership {
 	if x != nil {
 		return x.Segments
+	}
+	return nil
+}
+
+func (x *GetCustomerScoresResponse) GetValue() *CustomerValue {
+	if x != nil {
+		return x.Value
 	}
 	return nil
 }
@@ -978,7 +1352,7 @@ type Segment struct {
 
 func (x *Segment) Reset() {
 	*x = Segment{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[6]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1364,7 @@ func (x *Segment) String() string {
 func (*Segment) ProtoMessage() {}
 
 func (x *Segment) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[6]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1377,7 @@ func (x *Segment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Segment.ProtoReflect.Descriptor instead.
 func (*Segment) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{6}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Segment) GetSegmentId() string {
@@ -1080,7 +1454,7 @@ type CreateSegmentRequest struct {
 
 func (x *CreateSegmentRequest) Reset() {
 	*x = CreateSegmentRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[7]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1466,7 @@ func (x *CreateSegmentRequest) String() string {
 func (*CreateSegmentRequest) ProtoMessage() {}
 
 func (x *CreateSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[7]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1479,7 @@ func (x *CreateSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSegmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{7}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateSegmentRequest) GetSegment() *Segment {
@@ -1128,7 +1502,7 @@ type CreateSegmentResponse struct {
 
 func (x *CreateSegmentResponse) Reset() {
 	*x = CreateSegmentResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[8]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1514,7 @@ func (x *CreateSegmentResponse) String() string {
 func (*CreateSegmentResponse) ProtoMessage() {}
 
 func (x *CreateSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[8]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1527,7 @@ func (x *CreateSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSegmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{8}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateSegmentResponse) GetSegment() *Segment {
@@ -1181,7 +1555,7 @@ type GetSegmentRequest struct {
 
 func (x *GetSegmentRequest) Reset() {
 	*x = GetSegmentRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[9]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1567,7 @@ func (x *GetSegmentRequest) String() string {
 func (*GetSegmentRequest) ProtoMessage() {}
 
 func (x *GetSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[9]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1580,7 @@ func (x *GetSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentRequest.ProtoReflect.Descriptor instead.
 func (*GetSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{9}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetSegmentRequest) GetSegmentId() string {
@@ -1227,7 +1601,7 @@ type GetSegmentResponse struct {
 
 func (x *GetSegmentResponse) Reset() {
 	*x = GetSegmentResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[10]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1613,7 @@ func (x *GetSegmentResponse) String() string {
 func (*GetSegmentResponse) ProtoMessage() {}
 
 func (x *GetSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[10]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1626,7 @@ func (x *GetSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentResponse.ProtoReflect.Descriptor instead.
 func (*GetSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{10}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetSegmentResponse) GetSegment() *Segment {
@@ -1275,7 +1649,7 @@ type ListSegmentsRequest struct {
 
 func (x *ListSegmentsRequest) Reset() {
 	*x = ListSegmentsRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[11]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1661,7 @@ func (x *ListSegmentsRequest) String() string {
 func (*ListSegmentsRequest) ProtoMessage() {}
 
 func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[11]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1674,7 @@ func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{11}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListSegmentsRequest) GetPageSize() int32 {
@@ -1330,7 +1704,7 @@ type ListSegmentsResponse struct {
 
 func (x *ListSegmentsResponse) Reset() {
 	*x = ListSegmentsResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[12]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1716,7 @@ func (x *ListSegmentsResponse) String() string {
 func (*ListSegmentsResponse) ProtoMessage() {}
 
 func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[12]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1729,7 @@ func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{12}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListSegmentsResponse) GetSegments() []*Segment {
@@ -1385,7 +1759,7 @@ type UpdateSegmentRequest struct {
 
 func (x *UpdateSegmentRequest) Reset() {
 	*x = UpdateSegmentRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[13]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1771,7 @@ func (x *UpdateSegmentRequest) String() string {
 func (*UpdateSegmentRequest) ProtoMessage() {}
 
 func (x *UpdateSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[13]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1784,7 @@ func (x *UpdateSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSegmentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{13}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateSegmentRequest) GetSegment() *Segment {
@@ -1438,7 +1812,7 @@ type UpdateSegmentResponse struct {
 
 func (x *UpdateSegmentResponse) Reset() {
 	*x = UpdateSegmentResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[14]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1824,7 @@ func (x *UpdateSegmentResponse) String() string {
 func (*UpdateSegmentResponse) ProtoMessage() {}
 
 func (x *UpdateSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[14]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1837,7 @@ func (x *UpdateSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSegmentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{14}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateSegmentResponse) GetSegment() *Segment {
@@ -1484,7 +1858,7 @@ type DeleteSegmentRequest struct {
 
 func (x *DeleteSegmentRequest) Reset() {
 	*x = DeleteSegmentRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[15]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1870,7 @@ func (x *DeleteSegmentRequest) String() string {
 func (*DeleteSegmentRequest) ProtoMessage() {}
 
 func (x *DeleteSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[15]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1883,7 @@ func (x *DeleteSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSegmentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{15}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteSegmentRequest) GetSegmentId() string {
@@ -1528,7 +1902,7 @@ type DeleteSegmentResponse struct {
 
 func (x *DeleteSegmentResponse) Reset() {
 	*x = DeleteSegmentResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[16]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1914,7 @@ func (x *DeleteSegmentResponse) String() string {
 func (*DeleteSegmentResponse) ProtoMessage() {}
 
 func (x *DeleteSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[16]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1927,7 @@ func (x *DeleteSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSegmentResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{16}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{17}
 }
 
 // PreviewSegmentRequest is the request of PreviewSegment.
@@ -1569,7 +1943,7 @@ type PreviewSegmentRequest struct {
 
 func (x *PreviewSegmentRequest) Reset() {
 	*x = PreviewSegmentRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[17]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1955,7 @@ func (x *PreviewSegmentRequest) String() string {
 func (*PreviewSegmentRequest) ProtoMessage() {}
 
 func (x *PreviewSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[17]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1968,7 @@ func (x *PreviewSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewSegmentRequest.ProtoReflect.Descriptor instead.
 func (*PreviewSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{17}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PreviewSegmentRequest) GetRule() string {
@@ -1626,7 +2000,7 @@ type PreviewSegmentResponse struct {
 
 func (x *PreviewSegmentResponse) Reset() {
 	*x = PreviewSegmentResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[18]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +2012,7 @@ func (x *PreviewSegmentResponse) String() string {
 func (*PreviewSegmentResponse) ProtoMessage() {}
 
 func (x *PreviewSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[18]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +2025,7 @@ func (x *PreviewSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewSegmentResponse.ProtoReflect.Descriptor instead.
 func (*PreviewSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{18}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PreviewSegmentResponse) GetCount() int64 {
@@ -1688,7 +2062,7 @@ type AddSegmentMembersRequest struct {
 
 func (x *AddSegmentMembersRequest) Reset() {
 	*x = AddSegmentMembersRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[19]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +2074,7 @@ func (x *AddSegmentMembersRequest) String() string {
 func (*AddSegmentMembersRequest) ProtoMessage() {}
 
 func (x *AddSegmentMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[19]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +2087,7 @@ func (x *AddSegmentMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddSegmentMembersRequest.ProtoReflect.Descriptor instead.
 func (*AddSegmentMembersRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{19}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddSegmentMembersRequest) GetSegmentId() string {
@@ -1741,7 +2115,7 @@ type AddSegmentMembersResponse struct {
 
 func (x *AddSegmentMembersResponse) Reset() {
 	*x = AddSegmentMembersResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[20]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +2127,7 @@ func (x *AddSegmentMembersResponse) String() string {
 func (*AddSegmentMembersResponse) ProtoMessage() {}
 
 func (x *AddSegmentMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[20]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +2140,7 @@ func (x *AddSegmentMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddSegmentMembersResponse.ProtoReflect.Descriptor instead.
 func (*AddSegmentMembersResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{20}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AddSegmentMembersResponse) GetAdded() int64 {
@@ -1789,7 +2163,7 @@ type RemoveSegmentMembersRequest struct {
 
 func (x *RemoveSegmentMembersRequest) Reset() {
 	*x = RemoveSegmentMembersRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[21]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2175,7 @@ func (x *RemoveSegmentMembersRequest) String() string {
 func (*RemoveSegmentMembersRequest) ProtoMessage() {}
 
 func (x *RemoveSegmentMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[21]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2188,7 @@ func (x *RemoveSegmentMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSegmentMembersRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSegmentMembersRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{21}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveSegmentMembersRequest) GetSegmentId() string {
@@ -1842,7 +2216,7 @@ type RemoveSegmentMembersResponse struct {
 
 func (x *RemoveSegmentMembersResponse) Reset() {
 	*x = RemoveSegmentMembersResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[22]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2228,7 @@ func (x *RemoveSegmentMembersResponse) String() string {
 func (*RemoveSegmentMembersResponse) ProtoMessage() {}
 
 func (x *RemoveSegmentMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[22]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2241,7 @@ func (x *RemoveSegmentMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSegmentMembersResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSegmentMembersResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{22}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RemoveSegmentMembersResponse) GetRemoved() int64 {
@@ -1892,7 +2266,7 @@ type ListSegmentMembersRequest struct {
 
 func (x *ListSegmentMembersRequest) Reset() {
 	*x = ListSegmentMembersRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[23]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2278,7 @@ func (x *ListSegmentMembersRequest) String() string {
 func (*ListSegmentMembersRequest) ProtoMessage() {}
 
 func (x *ListSegmentMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[23]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2291,7 @@ func (x *ListSegmentMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListSegmentMembersRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{23}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListSegmentMembersRequest) GetSegmentId() string {
@@ -1954,7 +2328,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[24]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2340,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[24]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2353,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{24}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Member) GetCustomerId() string {
@@ -2009,7 +2383,7 @@ type ListSegmentMembersResponse struct {
 
 func (x *ListSegmentMembersResponse) Reset() {
 	*x = ListSegmentMembersResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[25]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2395,7 @@ func (x *ListSegmentMembersResponse) String() string {
 func (*ListSegmentMembersResponse) ProtoMessage() {}
 
 func (x *ListSegmentMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[25]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2408,7 @@ func (x *ListSegmentMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListSegmentMembersResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{25}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListSegmentMembersResponse) GetMembers() []*Member {
@@ -2062,7 +2436,7 @@ type ExportSegmentMembersRequest struct {
 
 func (x *ExportSegmentMembersRequest) Reset() {
 	*x = ExportSegmentMembersRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[26]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2448,7 @@ func (x *ExportSegmentMembersRequest) String() string {
 func (*ExportSegmentMembersRequest) ProtoMessage() {}
 
 func (x *ExportSegmentMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[26]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2461,7 @@ func (x *ExportSegmentMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSegmentMembersRequest.ProtoReflect.Descriptor instead.
 func (*ExportSegmentMembersRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{26}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExportSegmentMembersRequest) GetSegmentId() string {
@@ -2108,7 +2482,7 @@ type ExportSegmentMembersResponse struct {
 
 func (x *ExportSegmentMembersResponse) Reset() {
 	*x = ExportSegmentMembersResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[27]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2494,7 @@ func (x *ExportSegmentMembersResponse) String() string {
 func (*ExportSegmentMembersResponse) ProtoMessage() {}
 
 func (x *ExportSegmentMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[27]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2507,7 @@ func (x *ExportSegmentMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSegmentMembersResponse.ProtoReflect.Descriptor instead.
 func (*ExportSegmentMembersResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{27}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExportSegmentMembersResponse) GetMembers() []*Member {
@@ -2158,7 +2532,7 @@ type Clause struct {
 
 func (x *Clause) Reset() {
 	*x = Clause{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[28]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2544,7 @@ func (x *Clause) String() string {
 func (*Clause) ProtoMessage() {}
 
 func (x *Clause) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[28]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2557,7 @@ func (x *Clause) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Clause.ProtoReflect.Descriptor instead.
 func (*Clause) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{28}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Clause) GetExpression() string {
@@ -2222,7 +2596,7 @@ type MembershipEvent struct {
 
 func (x *MembershipEvent) Reset() {
 	*x = MembershipEvent{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[29]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2608,7 @@ func (x *MembershipEvent) String() string {
 func (*MembershipEvent) ProtoMessage() {}
 
 func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[29]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2621,7 @@ func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipEvent.ProtoReflect.Descriptor instead.
 func (*MembershipEvent) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{29}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MembershipEvent) GetEntered() bool {
@@ -2284,7 +2658,7 @@ type ExplainMembershipRequest struct {
 
 func (x *ExplainMembershipRequest) Reset() {
 	*x = ExplainMembershipRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[30]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2670,7 @@ func (x *ExplainMembershipRequest) String() string {
 func (*ExplainMembershipRequest) ProtoMessage() {}
 
 func (x *ExplainMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[30]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2683,7 @@ func (x *ExplainMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainMembershipRequest.ProtoReflect.Descriptor instead.
 func (*ExplainMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{30}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExplainMembershipRequest) GetSegmentId() string {
@@ -2348,7 +2722,7 @@ type ExplainMembershipResponse struct {
 
 func (x *ExplainMembershipResponse) Reset() {
 	*x = ExplainMembershipResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[31]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2734,7 @@ func (x *ExplainMembershipResponse) String() string {
 func (*ExplainMembershipResponse) ProtoMessage() {}
 
 func (x *ExplainMembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[31]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2747,7 @@ func (x *ExplainMembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainMembershipResponse.ProtoReflect.Descriptor instead.
 func (*ExplainMembershipResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{31}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExplainMembershipResponse) GetMember() bool {
@@ -2429,7 +2803,7 @@ type ReevaluateSegmentRequest struct {
 
 func (x *ReevaluateSegmentRequest) Reset() {
 	*x = ReevaluateSegmentRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[32]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2815,7 @@ func (x *ReevaluateSegmentRequest) String() string {
 func (*ReevaluateSegmentRequest) ProtoMessage() {}
 
 func (x *ReevaluateSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[32]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2454,7 +2828,7 @@ func (x *ReevaluateSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReevaluateSegmentRequest.ProtoReflect.Descriptor instead.
 func (*ReevaluateSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{32}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReevaluateSegmentRequest) GetSegmentId() string {
@@ -2479,7 +2853,7 @@ type ReevaluateSegmentResponse struct {
 
 func (x *ReevaluateSegmentResponse) Reset() {
 	*x = ReevaluateSegmentResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[33]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2865,7 @@ func (x *ReevaluateSegmentResponse) String() string {
 func (*ReevaluateSegmentResponse) ProtoMessage() {}
 
 func (x *ReevaluateSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[33]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2878,7 @@ func (x *ReevaluateSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReevaluateSegmentResponse.ProtoReflect.Descriptor instead.
 func (*ReevaluateSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{33}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReevaluateSegmentResponse) GetSize() int64 {
@@ -2539,7 +2913,7 @@ type GetSegmentSizesRequest struct {
 
 func (x *GetSegmentSizesRequest) Reset() {
 	*x = GetSegmentSizesRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[34]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2551,7 +2925,7 @@ func (x *GetSegmentSizesRequest) String() string {
 func (*GetSegmentSizesRequest) ProtoMessage() {}
 
 func (x *GetSegmentSizesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[34]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2564,7 +2938,7 @@ func (x *GetSegmentSizesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentSizesRequest.ProtoReflect.Descriptor instead.
 func (*GetSegmentSizesRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{34}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetSegmentSizesRequest) GetSegmentId() string {
@@ -2587,7 +2961,7 @@ type SegmentSize struct {
 
 func (x *SegmentSize) Reset() {
 	*x = SegmentSize{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[35]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +2973,7 @@ func (x *SegmentSize) String() string {
 func (*SegmentSize) ProtoMessage() {}
 
 func (x *SegmentSize) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[35]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +2986,7 @@ func (x *SegmentSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentSize.ProtoReflect.Descriptor instead.
 func (*SegmentSize) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{35}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SegmentSize) GetDay() *timestamppb.Timestamp {
@@ -2640,7 +3014,7 @@ type GetSegmentSizesResponse struct {
 
 func (x *GetSegmentSizesResponse) Reset() {
 	*x = GetSegmentSizesResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[36]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +3026,7 @@ func (x *GetSegmentSizesResponse) String() string {
 func (*GetSegmentSizesResponse) ProtoMessage() {}
 
 func (x *GetSegmentSizesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[36]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +3039,7 @@ func (x *GetSegmentSizesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentSizesResponse.ProtoReflect.Descriptor instead.
 func (*GetSegmentSizesResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{36}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetSegmentSizesResponse) GetSizes() []*SegmentSize {
@@ -2692,7 +3066,7 @@ type TierStat struct {
 
 func (x *TierStat) Reset() {
 	*x = TierStat{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[37]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +3078,7 @@ func (x *TierStat) String() string {
 func (*TierStat) ProtoMessage() {}
 
 func (x *TierStat) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[37]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +3091,7 @@ func (x *TierStat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierStat.ProtoReflect.Descriptor instead.
 func (*TierStat) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{37}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TierStat) GetTier() Tier {
@@ -2757,7 +3131,7 @@ type GetPyramidReportRequest struct {
 
 func (x *GetPyramidReportRequest) Reset() {
 	*x = GetPyramidReportRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[38]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +3143,7 @@ func (x *GetPyramidReportRequest) String() string {
 func (*GetPyramidReportRequest) ProtoMessage() {}
 
 func (x *GetPyramidReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[38]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +3156,7 @@ func (x *GetPyramidReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPyramidReportRequest.ProtoReflect.Descriptor instead.
 func (*GetPyramidReportRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{38}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{39}
 }
 
 // GetPyramidReportResponse is the response of GetPyramidReport.
@@ -2806,7 +3180,7 @@ type GetPyramidReportResponse struct {
 
 func (x *GetPyramidReportResponse) Reset() {
 	*x = GetPyramidReportResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[39]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +3192,7 @@ func (x *GetPyramidReportResponse) String() string {
 func (*GetPyramidReportResponse) ProtoMessage() {}
 
 func (x *GetPyramidReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[39]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +3205,7 @@ func (x *GetPyramidReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPyramidReportResponse.ProtoReflect.Descriptor instead.
 func (*GetPyramidReportResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{39}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetPyramidReportResponse) GetTiers() []*TierStat {
@@ -2891,7 +3265,7 @@ type QuadrantStat struct {
 
 func (x *QuadrantStat) Reset() {
 	*x = QuadrantStat{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[40]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2903,7 +3277,7 @@ func (x *QuadrantStat) String() string {
 func (*QuadrantStat) ProtoMessage() {}
 
 func (x *QuadrantStat) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[40]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2916,7 +3290,7 @@ func (x *QuadrantStat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuadrantStat.ProtoReflect.Descriptor instead.
 func (*QuadrantStat) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{40}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *QuadrantStat) GetQuadrant() Quadrant {
@@ -2949,7 +3323,7 @@ type GetQuadrantReportRequest struct {
 
 func (x *GetQuadrantReportRequest) Reset() {
 	*x = GetQuadrantReportRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[41]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3335,7 @@ func (x *GetQuadrantReportRequest) String() string {
 func (*GetQuadrantReportRequest) ProtoMessage() {}
 
 func (x *GetQuadrantReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[41]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3348,7 @@ func (x *GetQuadrantReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuadrantReportRequest.ProtoReflect.Descriptor instead.
 func (*GetQuadrantReportRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{41}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{42}
 }
 
 // GetQuadrantReportResponse is the response of GetQuadrantReport.
@@ -2994,7 +3368,7 @@ type GetQuadrantReportResponse struct {
 
 func (x *GetQuadrantReportResponse) Reset() {
 	*x = GetQuadrantReportResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[42]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3006,7 +3380,7 @@ func (x *GetQuadrantReportResponse) String() string {
 func (*GetQuadrantReportResponse) ProtoMessage() {}
 
 func (x *GetQuadrantReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[42]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3019,7 +3393,7 @@ func (x *GetQuadrantReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuadrantReportResponse.ProtoReflect.Descriptor instead.
 func (*GetQuadrantReportResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{42}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetQuadrantReportResponse) GetQuadrants() []*QuadrantStat {
@@ -3059,7 +3433,7 @@ type GetRfmReportRequest struct {
 
 func (x *GetRfmReportRequest) Reset() {
 	*x = GetRfmReportRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[43]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3445,7 @@ func (x *GetRfmReportRequest) String() string {
 func (*GetRfmReportRequest) ProtoMessage() {}
 
 func (x *GetRfmReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[43]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3458,7 @@ func (x *GetRfmReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRfmReportRequest.ProtoReflect.Descriptor instead.
 func (*GetRfmReportRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{43}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{44}
 }
 
 // RfmCell is one cell of the recency × frequency grid.
@@ -3104,7 +3478,7 @@ type RfmCell struct {
 
 func (x *RfmCell) Reset() {
 	*x = RfmCell{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[44]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3490,7 @@ func (x *RfmCell) String() string {
 func (*RfmCell) ProtoMessage() {}
 
 func (x *RfmCell) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[44]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3503,7 @@ func (x *RfmCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RfmCell.ProtoReflect.Descriptor instead.
 func (*RfmCell) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{44}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RfmCell) GetRecency() int32 {
@@ -3173,7 +3547,7 @@ type RfmGroupStat struct {
 
 func (x *RfmGroupStat) Reset() {
 	*x = RfmGroupStat{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[45]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3185,7 +3559,7 @@ func (x *RfmGroupStat) String() string {
 func (*RfmGroupStat) ProtoMessage() {}
 
 func (x *RfmGroupStat) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[45]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3198,7 +3572,7 @@ func (x *RfmGroupStat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RfmGroupStat.ProtoReflect.Descriptor instead.
 func (*RfmGroupStat) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{45}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RfmGroupStat) GetGroup() RfmGroup {
@@ -3230,7 +3604,7 @@ type GetRfmReportResponse struct {
 
 func (x *GetRfmReportResponse) Reset() {
 	*x = GetRfmReportResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[46]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3242,7 +3616,7 @@ func (x *GetRfmReportResponse) String() string {
 func (*GetRfmReportResponse) ProtoMessage() {}
 
 func (x *GetRfmReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[46]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3255,7 +3629,7 @@ func (x *GetRfmReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRfmReportResponse.ProtoReflect.Descriptor instead.
 func (*GetRfmReportResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{46}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetRfmReportResponse) GetCells() []*RfmCell {
@@ -3297,14 +3671,29 @@ type Settings struct {
 	// value_split is the share of customers counted as high value in the quadrants; 0 means 0.5 (the median).
 	ValueSplit float64 `protobuf:"fixed64,7,opt,name=value_split,json=valueSplit,proto3" json:"value_split,omitempty"`
 	// loyalty_split is the share of customers counted as highly loyal; 0 means 0.5.
-	LoyaltySplit  float64 `protobuf:"fixed64,8,opt,name=loyalty_split,json=loyaltySplit,proto3" json:"loyalty_split,omitempty"`
+	LoyaltySplit float64 `protobuf:"fixed64,8,opt,name=loyalty_split,json=loyaltySplit,proto3" json:"loyalty_split,omitempty"`
+	// value_model_unit is the time unit of scheduled value model fits.
+	ValueModelUnit TimeUnit `protobuf:"varint,9,opt,name=value_model_unit,json=valueModelUnit,proto3,enum=rapport.segmentation.v1.TimeUnit" json:"value_model_unit,omitempty"`
+	// value_model_fit_interval_hours is how often the value model is refitted
+	// in the background; 0 means 24, a negative value turns scheduled fits off.
+	ValueModelFitIntervalHours int32 `protobuf:"varint,10,opt,name=value_model_fit_interval_hours,json=valueModelFitIntervalHours,proto3" json:"value_model_fit_interval_hours,omitempty"`
+	// clv_horizon_days is the CLV horizon; 0 means 365.
+	ClvHorizonDays int32 `protobuf:"varint,11,opt,name=clv_horizon_days,json=clvHorizonDays,proto3" json:"clv_horizon_days,omitempty"`
+	// clv_annual_discount_rate discounts CLV month by month; 0 means 0.10, a negative value means none.
+	ClvAnnualDiscountRate float64 `protobuf:"fixed64,12,opt,name=clv_annual_discount_rate,json=clvAnnualDiscountRate,proto3" json:"clv_annual_discount_rate,omitempty"`
+	// clv_margin is the share of spend that is profit; 0 means 1 (CLV in revenue).
+	ClvMargin float64 `protobuf:"fixed64,13,opt,name=clv_margin,json=clvMargin,proto3" json:"clv_margin,omitempty"`
+	// active_threshold is the probability alive at or above which a customer is active; 0 means 0.5.
+	ActiveThreshold float64 `protobuf:"fixed64,14,opt,name=active_threshold,json=activeThreshold,proto3" json:"active_threshold,omitempty"`
+	// lost_threshold is the probability alive below which a customer is lost; 0 means 0.15.
+	LostThreshold float64 `protobuf:"fixed64,15,opt,name=lost_threshold,json=lostThreshold,proto3" json:"lost_threshold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[47]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +3705,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[47]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3718,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{47}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Settings) GetCurrency() string {
@@ -3388,6 +3777,55 @@ func (x *Settings) GetLoyaltySplit() float64 {
 	return 0
 }
 
+func (x *Settings) GetValueModelUnit() TimeUnit {
+	if x != nil {
+		return x.ValueModelUnit
+	}
+	return TimeUnit_TIME_UNIT_UNSPECIFIED
+}
+
+func (x *Settings) GetValueModelFitIntervalHours() int32 {
+	if x != nil {
+		return x.ValueModelFitIntervalHours
+	}
+	return 0
+}
+
+func (x *Settings) GetClvHorizonDays() int32 {
+	if x != nil {
+		return x.ClvHorizonDays
+	}
+	return 0
+}
+
+func (x *Settings) GetClvAnnualDiscountRate() float64 {
+	if x != nil {
+		return x.ClvAnnualDiscountRate
+	}
+	return 0
+}
+
+func (x *Settings) GetClvMargin() float64 {
+	if x != nil {
+		return x.ClvMargin
+	}
+	return 0
+}
+
+func (x *Settings) GetActiveThreshold() float64 {
+	if x != nil {
+		return x.ActiveThreshold
+	}
+	return 0
+}
+
+func (x *Settings) GetLostThreshold() float64 {
+	if x != nil {
+		return x.LostThreshold
+	}
+	return 0
+}
+
 // GetSettingsRequest is the request of GetSettings.
 type GetSettingsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3397,7 +3835,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[48]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3847,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[48]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3860,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{48}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{49}
 }
 
 // GetSettingsResponse is the response of GetSettings.
@@ -3436,7 +3874,7 @@ type GetSettingsResponse struct {
 
 func (x *GetSettingsResponse) Reset() {
 	*x = GetSettingsResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[49]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3886,7 @@ func (x *GetSettingsResponse) String() string {
 func (*GetSettingsResponse) ProtoMessage() {}
 
 func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[49]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3899,7 @@ func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsResponse.ProtoReflect.Descriptor instead.
 func (*GetSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{49}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetSettingsResponse) GetSettings() *Settings {
@@ -3484,7 +3922,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[50]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3934,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[50]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3947,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{50}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *Settings {
@@ -3537,7 +3975,7 @@ type UpdateSettingsResponse struct {
 
 func (x *UpdateSettingsResponse) Reset() {
 	*x = UpdateSettingsResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[51]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +3987,7 @@ func (x *UpdateSettingsResponse) String() string {
 func (*UpdateSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[51]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +4000,7 @@ func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{51}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UpdateSettingsResponse) GetSettings() *Settings {
@@ -3591,7 +4029,7 @@ type MembershipChange struct {
 
 func (x *MembershipChange) Reset() {
 	*x = MembershipChange{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[52]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3603,7 +4041,7 @@ func (x *MembershipChange) String() string {
 func (*MembershipChange) ProtoMessage() {}
 
 func (x *MembershipChange) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[52]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3616,7 +4054,7 @@ func (x *MembershipChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipChange.ProtoReflect.Descriptor instead.
 func (*MembershipChange) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{52}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MembershipChange) GetSegmentId() string {
@@ -3669,7 +4107,7 @@ type ScoresChange struct {
 
 func (x *ScoresChange) Reset() {
 	*x = ScoresChange{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[53]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3681,7 +4119,7 @@ func (x *ScoresChange) String() string {
 func (*ScoresChange) ProtoMessage() {}
 
 func (x *ScoresChange) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[53]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3694,7 +4132,7 @@ func (x *ScoresChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoresChange.ProtoReflect.Descriptor instead.
 func (*ScoresChange) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{53}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ScoresChange) GetCustomerId() string {
@@ -3718,6 +4156,1004 @@ func (x *ScoresChange) GetAfter() *Scores {
 	return nil
 }
 
+// ActivityChange is the payload of "activity.changed".
+type ActivityChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// customer_id is the customer.
+	CustomerId string `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// before is the previous state.
+	Before Activity `protobuf:"varint,2,opt,name=before,proto3,enum=rapport.segmentation.v1.Activity" json:"before,omitempty"`
+	// after is the new state.
+	After Activity `protobuf:"varint,3,opt,name=after,proto3,enum=rapport.segmentation.v1.Activity" json:"after,omitempty"`
+	// p_alive is the probability alive that put the customer in after.
+	PAlive float64 `protobuf:"fixed64,4,opt,name=p_alive,json=pAlive,proto3" json:"p_alive,omitempty"`
+	// fit_id is the value model fit used.
+	FitId string `protobuf:"bytes,5,opt,name=fit_id,json=fitId,proto3" json:"fit_id,omitempty"`
+	// time is when it was computed.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivityChange) Reset() {
+	*x = ActivityChange{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivityChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivityChange) ProtoMessage() {}
+
+func (x *ActivityChange) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivityChange.ProtoReflect.Descriptor instead.
+func (*ActivityChange) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ActivityChange) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ActivityChange) GetBefore() Activity {
+	if x != nil {
+		return x.Before
+	}
+	return Activity_ACTIVITY_UNSPECIFIED
+}
+
+func (x *ActivityChange) GetAfter() Activity {
+	if x != nil {
+		return x.After
+	}
+	return Activity_ACTIVITY_UNSPECIFIED
+}
+
+func (x *ActivityChange) GetPAlive() float64 {
+	if x != nil {
+		return x.PAlive
+	}
+	return 0
+}
+
+func (x *ActivityChange) GetFitId() string {
+	if x != nil {
+		return x.FitId
+	}
+	return ""
+}
+
+func (x *ActivityChange) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// BgNbdParams are the BG/NBD parameters: purchase rate λ ~ Gamma(r, α),
+// drop-out probability p ~ Beta(a, b). α is in the fit's time unit.
+type BgNbdParams struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// r is the shape of the purchase-rate distribution.
+	R float64 `protobuf:"fixed64,1,opt,name=r,proto3" json:"r,omitempty"`
+	// alpha is its scale, in the fit's time unit.
+	Alpha float64 `protobuf:"fixed64,2,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	// a is the first shape of the drop-out distribution.
+	A float64 `protobuf:"fixed64,3,opt,name=a,proto3" json:"a,omitempty"`
+	// b is its second shape.
+	B             float64 `protobuf:"fixed64,4,opt,name=b,proto3" json:"b,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgNbdParams) Reset() {
+	*x = BgNbdParams{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgNbdParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgNbdParams) ProtoMessage() {}
+
+func (x *BgNbdParams) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgNbdParams.ProtoReflect.Descriptor instead.
+func (*BgNbdParams) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *BgNbdParams) GetR() float64 {
+	if x != nil {
+		return x.R
+	}
+	return 0
+}
+
+func (x *BgNbdParams) GetAlpha() float64 {
+	if x != nil {
+		return x.Alpha
+	}
+	return 0
+}
+
+func (x *BgNbdParams) GetA() float64 {
+	if x != nil {
+		return x.A
+	}
+	return 0
+}
+
+func (x *BgNbdParams) GetB() float64 {
+	if x != nil {
+		return x.B
+	}
+	return 0
+}
+
+// BgNbdFit is a fitted BG/NBD model.
+type BgNbdFit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// params are the maximum-likelihood estimates.
+	Params *BgNbdParams `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
+	// std_err are their asymptotic standard errors.
+	StdErr *BgNbdParams `protobuf:"bytes,2,opt,name=std_err,json=stdErr,proto3" json:"std_err,omitempty"`
+	// log_likelihood is the maximized log-likelihood.
+	LogLikelihood float64 `protobuf:"fixed64,3,opt,name=log_likelihood,json=logLikelihood,proto3" json:"log_likelihood,omitempty"`
+	// evaluations counts the likelihood evaluations.
+	Evaluations int64 `protobuf:"varint,4,opt,name=evaluations,proto3" json:"evaluations,omitempty"`
+	// customers is the number of customers fitted.
+	Customers int64 `protobuf:"varint,5,opt,name=customers,proto3" json:"customers,omitempty"`
+	// repeat_buyers is how many of them made a repeat purchase.
+	RepeatBuyers int64 `protobuf:"varint,6,opt,name=repeat_buyers,json=repeatBuyers,proto3" json:"repeat_buyers,omitempty"`
+	// duration is the optimizer's wall time.
+	Duration      *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgNbdFit) Reset() {
+	*x = BgNbdFit{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgNbdFit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgNbdFit) ProtoMessage() {}
+
+func (x *BgNbdFit) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgNbdFit.ProtoReflect.Descriptor instead.
+func (*BgNbdFit) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *BgNbdFit) GetParams() *BgNbdParams {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *BgNbdFit) GetStdErr() *BgNbdParams {
+	if x != nil {
+		return x.StdErr
+	}
+	return nil
+}
+
+func (x *BgNbdFit) GetLogLikelihood() float64 {
+	if x != nil {
+		return x.LogLikelihood
+	}
+	return 0
+}
+
+func (x *BgNbdFit) GetEvaluations() int64 {
+	if x != nil {
+		return x.Evaluations
+	}
+	return 0
+}
+
+func (x *BgNbdFit) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
+func (x *BgNbdFit) GetRepeatBuyers() int64 {
+	if x != nil {
+		return x.RepeatBuyers
+	}
+	return 0
+}
+
+func (x *BgNbdFit) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+// GammaGammaParams are the Gamma-Gamma parameters: transaction values
+// Gamma(p, ν) with ν ~ Gamma(q, γ). γ is in major units of the reporting
+// currency (dollars, not cents).
+type GammaGammaParams struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// p is the shape of a customer's transaction values.
+	P float64 `protobuf:"fixed64,1,opt,name=p,proto3" json:"p,omitempty"`
+	// q is the shape of the scale's distribution.
+	Q float64 `protobuf:"fixed64,2,opt,name=q,proto3" json:"q,omitempty"`
+	// gamma is the scale's scale, in major currency units.
+	Gamma         float64 `protobuf:"fixed64,3,opt,name=gamma,proto3" json:"gamma,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GammaGammaParams) Reset() {
+	*x = GammaGammaParams{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GammaGammaParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GammaGammaParams) ProtoMessage() {}
+
+func (x *GammaGammaParams) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GammaGammaParams.ProtoReflect.Descriptor instead.
+func (*GammaGammaParams) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GammaGammaParams) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *GammaGammaParams) GetQ() float64 {
+	if x != nil {
+		return x.Q
+	}
+	return 0
+}
+
+func (x *GammaGammaParams) GetGamma() float64 {
+	if x != nil {
+		return x.Gamma
+	}
+	return 0
+}
+
+// GammaGammaFit is a fitted Gamma-Gamma model, on repeat buyers.
+type GammaGammaFit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// params are the maximum-likelihood estimates.
+	Params *GammaGammaParams `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
+	// std_err are their asymptotic standard errors.
+	StdErr *GammaGammaParams `protobuf:"bytes,2,opt,name=std_err,json=stdErr,proto3" json:"std_err,omitempty"`
+	// log_likelihood is the maximized log-likelihood.
+	LogLikelihood float64 `protobuf:"fixed64,3,opt,name=log_likelihood,json=logLikelihood,proto3" json:"log_likelihood,omitempty"`
+	// evaluations counts the likelihood evaluations.
+	Evaluations int64 `protobuf:"varint,4,opt,name=evaluations,proto3" json:"evaluations,omitempty"`
+	// customers is the number of repeat buyers fitted.
+	Customers int64 `protobuf:"varint,5,opt,name=customers,proto3" json:"customers,omitempty"`
+	// duration is the optimizer's wall time.
+	Duration      *durationpb.Duration `protobuf:"bytes,6,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GammaGammaFit) Reset() {
+	*x = GammaGammaFit{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GammaGammaFit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GammaGammaFit) ProtoMessage() {}
+
+func (x *GammaGammaFit) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GammaGammaFit.ProtoReflect.Descriptor instead.
+func (*GammaGammaFit) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *GammaGammaFit) GetParams() *GammaGammaParams {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *GammaGammaFit) GetStdErr() *GammaGammaParams {
+	if x != nil {
+		return x.StdErr
+	}
+	return nil
+}
+
+func (x *GammaGammaFit) GetLogLikelihood() float64 {
+	if x != nil {
+		return x.LogLikelihood
+	}
+	return 0
+}
+
+func (x *GammaGammaFit) GetEvaluations() int64 {
+	if x != nil {
+		return x.Evaluations
+	}
+	return 0
+}
+
+func (x *GammaGammaFit) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
+func (x *GammaGammaFit) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+// Backtest compares the model's forecast after as_of with what happened.
+type Backtest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// end is the end of the holdout period (as_of, end].
+	End *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=end,proto3" json:"end,omitempty"`
+	// length is the holdout period in the fit's time unit.
+	Length float64 `protobuf:"fixed64,2,opt,name=length,proto3" json:"length,omitempty"`
+	// predicted_repeat_purchases is the sum over the fitted customers of E[Y(length) | x, t_x, T].
+	PredictedRepeatPurchases float64 `protobuf:"fixed64,3,opt,name=predicted_repeat_purchases,json=predictedRepeatPurchases,proto3" json:"predicted_repeat_purchases,omitempty"`
+	// actual_repeat_purchases is the number of their transactions (distinct purchase days) in the period.
+	ActualRepeatPurchases int64 `protobuf:"varint,4,opt,name=actual_repeat_purchases,json=actualRepeatPurchases,proto3" json:"actual_repeat_purchases,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *Backtest) Reset() {
+	*x = Backtest{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Backtest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Backtest) ProtoMessage() {}
+
+func (x *Backtest) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Backtest.ProtoReflect.Descriptor instead.
+func (*Backtest) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *Backtest) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *Backtest) GetLength() float64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *Backtest) GetPredictedRepeatPurchases() float64 {
+	if x != nil {
+		return x.PredictedRepeatPurchases
+	}
+	return 0
+}
+
+func (x *Backtest) GetActualRepeatPurchases() int64 {
+	if x != nil {
+		return x.ActualRepeatPurchases
+	}
+	return 0
+}
+
+// ValueModelFit is one fit of the tenant's value models.
+type ValueModelFit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fit_id names the fit.
+	FitId string `protobuf:"bytes,1,opt,name=fit_id,json=fitId,proto3" json:"fit_id,omitempty"`
+	// state is running, succeeded or failed.
+	State FitState `protobuf:"varint,2,opt,name=state,proto3,enum=rapport.segmentation.v1.FitState" json:"state,omitempty"`
+	// trigger is on demand or scheduled.
+	Trigger FitTrigger `protobuf:"varint,3,opt,name=trigger,proto3,enum=rapport.segmentation.v1.FitTrigger" json:"trigger,omitempty"`
+	// as_of is the instant of the data: only purchases at or before it count.
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// time_unit is the unit of recency, age and α.
+	TimeUnit TimeUnit `protobuf:"varint,5,opt,name=time_unit,json=timeUnit,proto3,enum=rapport.segmentation.v1.TimeUnit" json:"time_unit,omitempty"`
+	// create_time is when the fit was requested.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// finish_time is when it finished.
+	FinishTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	// error says why a failed fit failed.
+	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// bg_nbd is the purchase-count model.
+	BgNbd *BgNbdFit `protobuf:"bytes,9,opt,name=bg_nbd,json=bgNbd,proto3" json:"bg_nbd,omitempty"`
+	// gamma_gamma is the spend model; unset when the spend model could not be fitted (error says why).
+	GammaGamma *GammaGammaFit `protobuf:"bytes,10,opt,name=gamma_gamma,json=gammaGamma,proto3" json:"gamma_gamma,omitempty"`
+	// backtest compares forecast and actual repeat purchases after as_of; set when holdout_end was given.
+	Backtest *Backtest `protobuf:"bytes,11,opt,name=backtest,proto3" json:"backtest,omitempty"`
+	// use_for_scores is whether the fit becomes the tenant's current model once it succeeds.
+	UseForScores bool `protobuf:"varint,12,opt,name=use_for_scores,json=useForScores,proto3" json:"use_for_scores,omitempty"`
+	// current is whether the tenant's scores use this fit now.
+	Current bool `protobuf:"varint,13,opt,name=current,proto3" json:"current,omitempty"`
+	// fit_time is the wall time of the whole fit: reading the history and both models.
+	FitTime       *durationpb.Duration `protobuf:"bytes,14,opt,name=fit_time,json=fitTime,proto3" json:"fit_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValueModelFit) Reset() {
+	*x = ValueModelFit{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValueModelFit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValueModelFit) ProtoMessage() {}
+
+func (x *ValueModelFit) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValueModelFit.ProtoReflect.Descriptor instead.
+func (*ValueModelFit) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ValueModelFit) GetFitId() string {
+	if x != nil {
+		return x.FitId
+	}
+	return ""
+}
+
+func (x *ValueModelFit) GetState() FitState {
+	if x != nil {
+		return x.State
+	}
+	return FitState_FIT_STATE_UNSPECIFIED
+}
+
+func (x *ValueModelFit) GetTrigger() FitTrigger {
+	if x != nil {
+		return x.Trigger
+	}
+	return FitTrigger_FIT_TRIGGER_UNSPECIFIED
+}
+
+func (x *ValueModelFit) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
+func (x *ValueModelFit) GetTimeUnit() TimeUnit {
+	if x != nil {
+		return x.TimeUnit
+	}
+	return TimeUnit_TIME_UNIT_UNSPECIFIED
+}
+
+func (x *ValueModelFit) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ValueModelFit) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+func (x *ValueModelFit) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ValueModelFit) GetBgNbd() *BgNbdFit {
+	if x != nil {
+		return x.BgNbd
+	}
+	return nil
+}
+
+func (x *ValueModelFit) GetGammaGamma() *GammaGammaFit {
+	if x != nil {
+		return x.GammaGamma
+	}
+	return nil
+}
+
+func (x *ValueModelFit) GetBacktest() *Backtest {
+	if x != nil {
+		return x.Backtest
+	}
+	return nil
+}
+
+func (x *ValueModelFit) GetUseForScores() bool {
+	if x != nil {
+		return x.UseForScores
+	}
+	return false
+}
+
+func (x *ValueModelFit) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *ValueModelFit) GetFitTime() *durationpb.Duration {
+	if x != nil {
+		return x.FitTime
+	}
+	return nil
+}
+
+// FitValueModelRequest is the request of FitValueModel.
+type FitValueModelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fit_id is a client-supplied id that makes retries safe; empty lets the server choose one.
+	FitId string `protobuf:"bytes,1,opt,name=fit_id,json=fitId,proto3" json:"fit_id,omitempty"`
+	// as_of is the instant of the data; unset means now.
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// time_unit is the unit; unspecified means weeks.
+	TimeUnit TimeUnit `protobuf:"varint,3,opt,name=time_unit,json=timeUnit,proto3,enum=rapport.segmentation.v1.TimeUnit" json:"time_unit,omitempty"`
+	// holdout_end, after as_of, asks for a backtest over (as_of, holdout_end].
+	HoldoutEnd *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=holdout_end,json=holdoutEnd,proto3" json:"holdout_end,omitempty"`
+	// use_for_scores makes the fit the tenant's current model once it
+	// succeeds; when unset it does so only for a fit as of now.
+	UseForScores *bool `protobuf:"varint,5,opt,name=use_for_scores,json=useForScores,proto3,oneof" json:"use_for_scores,omitempty"`
+	// wait returns only when the fit has finished.
+	Wait          bool `protobuf:"varint,6,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FitValueModelRequest) Reset() {
+	*x = FitValueModelRequest{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FitValueModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FitValueModelRequest) ProtoMessage() {}
+
+func (x *FitValueModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FitValueModelRequest.ProtoReflect.Descriptor instead.
+func (*FitValueModelRequest) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *FitValueModelRequest) GetFitId() string {
+	if x != nil {
+		return x.FitId
+	}
+	return ""
+}
+
+func (x *FitValueModelRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
+func (x *FitValueModelRequest) GetTimeUnit() TimeUnit {
+	if x != nil {
+		return x.TimeUnit
+	}
+	return TimeUnit_TIME_UNIT_UNSPECIFIED
+}
+
+func (x *FitValueModelRequest) GetHoldoutEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HoldoutEnd
+	}
+	return nil
+}
+
+func (x *FitValueModelRequest) GetUseForScores() bool {
+	if x != nil && x.UseForScores != nil {
+		return *x.UseForScores
+	}
+	return false
+}
+
+func (x *FitValueModelRequest) GetWait() bool {
+	if x != nil {
+		return x.Wait
+	}
+	return false
+}
+
+// FitValueModelResponse is the response of FitValueModel.
+type FitValueModelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fit is the fit, running or finished.
+	Fit           *ValueModelFit `protobuf:"bytes,1,opt,name=fit,proto3" json:"fit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FitValueModelResponse) Reset() {
+	*x = FitValueModelResponse{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FitValueModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FitValueModelResponse) ProtoMessage() {}
+
+func (x *FitValueModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FitValueModelResponse.ProtoReflect.Descriptor instead.
+func (*FitValueModelResponse) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *FitValueModelResponse) GetFit() *ValueModelFit {
+	if x != nil {
+		return x.Fit
+	}
+	return nil
+}
+
+// GetValueModelFitRequest is the request of GetValueModelFit.
+type GetValueModelFitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fit_id is the fit, or "current".
+	FitId         string `protobuf:"bytes,1,opt,name=fit_id,json=fitId,proto3" json:"fit_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetValueModelFitRequest) Reset() {
+	*x = GetValueModelFitRequest{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetValueModelFitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetValueModelFitRequest) ProtoMessage() {}
+
+func (x *GetValueModelFitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetValueModelFitRequest.ProtoReflect.Descriptor instead.
+func (*GetValueModelFitRequest) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *GetValueModelFitRequest) GetFitId() string {
+	if x != nil {
+		return x.FitId
+	}
+	return ""
+}
+
+// GetValueModelFitResponse is the response of GetValueModelFit.
+type GetValueModelFitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fit is the fit.
+	Fit           *ValueModelFit `protobuf:"bytes,1,opt,name=fit,proto3" json:"fit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetValueModelFitResponse) Reset() {
+	*x = GetValueModelFitResponse{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetValueModelFitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetValueModelFitResponse) ProtoMessage() {}
+
+func (x *GetValueModelFitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetValueModelFitResponse.ProtoReflect.Descriptor instead.
+func (*GetValueModelFitResponse) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *GetValueModelFitResponse) GetFit() *ValueModelFit {
+	if x != nil {
+		return x.Fit
+	}
+	return nil
+}
+
+// ListValueModelFitsRequest is the request of ListValueModelFits.
+type ListValueModelFitsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is at most 100; 0 means 20.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a listing.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListValueModelFitsRequest) Reset() {
+	*x = ListValueModelFitsRequest{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListValueModelFitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListValueModelFitsRequest) ProtoMessage() {}
+
+func (x *ListValueModelFitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListValueModelFitsRequest.ProtoReflect.Descriptor instead.
+func (*ListValueModelFitsRequest) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListValueModelFitsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListValueModelFitsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListValueModelFitsResponse is the response of ListValueModelFits.
+type ListValueModelFitsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fits are newest first.
+	Fits []*ValueModelFit `protobuf:"bytes,1,rep,name=fits,proto3" json:"fits,omitempty"`
+	// next_page_token continues the listing; empty at the end.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListValueModelFitsResponse) Reset() {
+	*x = ListValueModelFitsResponse{}
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListValueModelFitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListValueModelFitsResponse) ProtoMessage() {}
+
+func (x *ListValueModelFitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListValueModelFitsResponse.ProtoReflect.Descriptor instead.
+func (*ListValueModelFitsResponse) Descriptor() ([]byte, []int) {
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ListValueModelFitsResponse) GetFits() []*ValueModelFit {
+	if x != nil {
+		return x.Fits
+	}
+	return nil
+}
+
+func (x *ListValueModelFitsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // FollowChangesRequest is the request of FollowChanges.
 type FollowChangesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3731,7 +5167,7 @@ type FollowChangesRequest struct {
 
 func (x *FollowChangesRequest) Reset() {
 	*x = FollowChangesRequest{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[54]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +5179,7 @@ func (x *FollowChangesRequest) String() string {
 func (*FollowChangesRequest) ProtoMessage() {}
 
 func (x *FollowChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[54]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +5192,7 @@ func (x *FollowChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowChangesRequest.ProtoReflect.Descriptor instead.
 func (*FollowChangesRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{54}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *FollowChangesRequest) GetAfterSequence() uint64 {
@@ -3784,7 +5220,7 @@ type FollowChangesResponse struct {
 
 func (x *FollowChangesResponse) Reset() {
 	*x = FollowChangesResponse{}
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[55]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3796,7 +5232,7 @@ func (x *FollowChangesResponse) String() string {
 func (*FollowChangesResponse) ProtoMessage() {}
 
 func (x *FollowChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[55]
+	mi := &file_rapport_segmentation_v1_segmentation_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3809,7 +5245,7 @@ func (x *FollowChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowChangesResponse.ProtoReflect.Descriptor instead.
 func (*FollowChangesResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{55}
+	return file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *FollowChangesResponse) GetEvent() *v1.Event {
@@ -3823,7 +5259,7 @@ var File_rapport_segmentation_v1_segmentation_proto protoreflect.FileDescriptor
 
 const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\n" +
-	"*rapport/segmentation/v1/segmentation.proto\x12\x17rapport.segmentation.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1arapport/feed/v1/feed.proto\"\x9a\x06\n" +
+	"*rapport/segmentation/v1/segmentation.proto\x12\x17rapport.segmentation.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1arapport/feed/v1/feed.proto\"\x9a\x06\n" +
 	"\bFeatures\x12A\n" +
 	"\x0efirst_purchase\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\rfirstPurchase\x12?\n" +
 	"\rlast_purchase\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\flastPurchase\x12\x1c\n" +
@@ -3854,14 +5290,27 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\arecency\x18\x01 \x01(\x05R\arecency\x12\x1c\n" +
 	"\tfrequency\x18\x02 \x01(\x05R\tfrequency\x12\x1a\n" +
 	"\bmonetary\x18\x03 \x01(\x05R\bmonetary\x127\n" +
-	"\x05group\x18\x04 \x01(\x0e2!.rapport.segmentation.v1.RfmGroupR\x05group\"\x89\x02\n" +
+	"\x05group\x18\x04 \x01(\x0e2!.rapport.segmentation.v1.RfmGroupR\x05group\"\xc8\x02\n" +
 	"\x06Scores\x12.\n" +
 	"\x03rfm\x18\x01 \x01(\v2\x1c.rapport.segmentation.v1.RfmR\x03rfm\x121\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x1d.rapport.segmentation.v1.TierR\x04tier\x12=\n" +
 	"\bquadrant\x18\x03 \x01(\x0e2!.rapport.segmentation.v1.QuadrantR\bquadrant\x12\"\n" +
 	"\fcontribution\x18\x04 \x01(\x03R\fcontribution\x129\n" +
 	"\n" +
-	"score_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tscoreTime\"m\n" +
+	"score_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tscoreTime\x12=\n" +
+	"\bactivity\x18\x06 \x01(\x0e2!.rapport.segmentation.v1.ActivityR\bactivity\"\xe0\x02\n" +
+	"\rCustomerValue\x12\x15\n" +
+	"\x06fit_id\x18\x01 \x01(\tR\x05fitId\x12)\n" +
+	"\x10repeat_purchases\x18\x02 \x01(\x03R\x0frepeatPurchases\x12\x18\n" +
+	"\arecency\x18\x03 \x01(\x01R\arecency\x12\x10\n" +
+	"\x03age\x18\x04 \x01(\x01R\x03age\x12\x17\n" +
+	"\ap_alive\x18\x05 \x01(\x01R\x06pAlive\x12=\n" +
+	"\bactivity\x18\x06 \x01(\x0e2!.rapport.segmentation.v1.ActivityR\bactivity\x12-\n" +
+	"\x12expected_purchases\x18\a \x01(\x01R\x11expectedPurchases\x12%\n" +
+	"\x0eexpected_spend\x18\b \x01(\x03R\rexpectedSpend\x12\x10\n" +
+	"\x03clv\x18\t \x01(\x03R\x03clv\x12!\n" +
+	"\fhorizon_days\x18\n" +
+	" \x01(\x05R\vhorizonDays\"m\n" +
 	"\x11SegmentMembership\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\tR\tsegmentId\x129\n" +
@@ -3869,13 +5318,14 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"enter_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tenterTime\";\n" +
 	"\x18GetCustomerScoresRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
-	"customerId\"\xfc\x01\n" +
+	"customerId\"\xba\x02\n" +
 	"\x19GetCustomerScoresResponse\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12=\n" +
 	"\bfeatures\x18\x02 \x01(\v2!.rapport.segmentation.v1.FeaturesR\bfeatures\x127\n" +
 	"\x06scores\x18\x03 \x01(\v2\x1f.rapport.segmentation.v1.ScoresR\x06scores\x12F\n" +
-	"\bsegments\x18\x04 \x03(\v2*.rapport.segmentation.v1.SegmentMembershipR\bsegments\"\xdd\x02\n" +
+	"\bsegments\x18\x04 \x03(\v2*.rapport.segmentation.v1.SegmentMembershipR\bsegments\x12<\n" +
+	"\x05value\x18\x05 \x01(\v2&.rapport.segmentation.v1.CustomerValueR\x05value\"\xdd\x02\n" +
 	"\aSegment\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\tR\tsegmentId\x12!\n" +
@@ -4031,7 +5481,7 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x05cells\x18\x01 \x03(\v2 .rapport.segmentation.v1.RfmCellR\x05cells\x12=\n" +
 	"\x06groups\x18\x02 \x03(\v2%.rapport.segmentation.v1.RfmGroupStatR\x06groups\x129\n" +
 	"\n" +
-	"score_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tscoreTime\"\xef\x02\n" +
+	"score_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tscoreTime\"\xd4\x05\n" +
 	"\bSettings\x12\x1a\n" +
 	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12%\n" +
 	"\x0eplatinum_share\x18\x02 \x01(\x01R\rplatinumShare\x12\x1d\n" +
@@ -4043,7 +5493,16 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x0floyalty_measure\x18\x06 \x01(\x0e2'.rapport.segmentation.v1.LoyaltyMeasureR\x0eloyaltyMeasure\x12\x1f\n" +
 	"\vvalue_split\x18\a \x01(\x01R\n" +
 	"valueSplit\x12#\n" +
-	"\rloyalty_split\x18\b \x01(\x01R\floyaltySplit\"\x14\n" +
+	"\rloyalty_split\x18\b \x01(\x01R\floyaltySplit\x12K\n" +
+	"\x10value_model_unit\x18\t \x01(\x0e2!.rapport.segmentation.v1.TimeUnitR\x0evalueModelUnit\x12B\n" +
+	"\x1evalue_model_fit_interval_hours\x18\n" +
+	" \x01(\x05R\x1avalueModelFitIntervalHours\x12(\n" +
+	"\x10clv_horizon_days\x18\v \x01(\x05R\x0eclvHorizonDays\x127\n" +
+	"\x18clv_annual_discount_rate\x18\f \x01(\x01R\x15clvAnnualDiscountRate\x12\x1d\n" +
+	"\n" +
+	"clv_margin\x18\r \x01(\x01R\tclvMargin\x12)\n" +
+	"\x10active_threshold\x18\x0e \x01(\x01R\x0factiveThreshold\x12%\n" +
+	"\x0elost_threshold\x18\x0f \x01(\x01R\rlostThreshold\"\x14\n" +
 	"\x12GetSettingsRequest\"T\n" +
 	"\x13GetSettingsResponse\x12=\n" +
 	"\bsettings\x18\x01 \x01(\v2!.rapport.segmentation.v1.SettingsR\bsettings\"\x93\x01\n" +
@@ -4065,7 +5524,85 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x127\n" +
 	"\x06before\x18\x02 \x01(\v2\x1f.rapport.segmentation.v1.ScoresR\x06before\x125\n" +
-	"\x05after\x18\x03 \x01(\v2\x1f.rapport.segmentation.v1.ScoresR\x05after\"Q\n" +
+	"\x05after\x18\x03 \x01(\v2\x1f.rapport.segmentation.v1.ScoresR\x05after\"\x85\x02\n" +
+	"\x0eActivityChange\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\x129\n" +
+	"\x06before\x18\x02 \x01(\x0e2!.rapport.segmentation.v1.ActivityR\x06before\x127\n" +
+	"\x05after\x18\x03 \x01(\x0e2!.rapport.segmentation.v1.ActivityR\x05after\x12\x17\n" +
+	"\ap_alive\x18\x04 \x01(\x01R\x06pAlive\x12\x15\n" +
+	"\x06fit_id\x18\x05 \x01(\tR\x05fitId\x12.\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"M\n" +
+	"\vBgNbdParams\x12\f\n" +
+	"\x01r\x18\x01 \x01(\x01R\x01r\x12\x14\n" +
+	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12\f\n" +
+	"\x01a\x18\x03 \x01(\x01R\x01a\x12\f\n" +
+	"\x01b\x18\x04 \x01(\x01R\x01b\"\xca\x02\n" +
+	"\bBgNbdFit\x12<\n" +
+	"\x06params\x18\x01 \x01(\v2$.rapport.segmentation.v1.BgNbdParamsR\x06params\x12=\n" +
+	"\astd_err\x18\x02 \x01(\v2$.rapport.segmentation.v1.BgNbdParamsR\x06stdErr\x12%\n" +
+	"\x0elog_likelihood\x18\x03 \x01(\x01R\rlogLikelihood\x12 \n" +
+	"\vevaluations\x18\x04 \x01(\x03R\vevaluations\x12\x1c\n" +
+	"\tcustomers\x18\x05 \x01(\x03R\tcustomers\x12#\n" +
+	"\rrepeat_buyers\x18\x06 \x01(\x03R\frepeatBuyers\x125\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\"D\n" +
+	"\x10GammaGammaParams\x12\f\n" +
+	"\x01p\x18\x01 \x01(\x01R\x01p\x12\f\n" +
+	"\x01q\x18\x02 \x01(\x01R\x01q\x12\x14\n" +
+	"\x05gamma\x18\x03 \x01(\x01R\x05gamma\"\xb4\x02\n" +
+	"\rGammaGammaFit\x12A\n" +
+	"\x06params\x18\x01 \x01(\v2).rapport.segmentation.v1.GammaGammaParamsR\x06params\x12B\n" +
+	"\astd_err\x18\x02 \x01(\v2).rapport.segmentation.v1.GammaGammaParamsR\x06stdErr\x12%\n" +
+	"\x0elog_likelihood\x18\x03 \x01(\x01R\rlogLikelihood\x12 \n" +
+	"\vevaluations\x18\x04 \x01(\x03R\vevaluations\x12\x1c\n" +
+	"\tcustomers\x18\x05 \x01(\x03R\tcustomers\x125\n" +
+	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xc6\x01\n" +
+	"\bBacktest\x12,\n" +
+	"\x03end\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x01R\x06length\x12<\n" +
+	"\x1apredicted_repeat_purchases\x18\x03 \x01(\x01R\x18predictedRepeatPurchases\x126\n" +
+	"\x17actual_repeat_purchases\x18\x04 \x01(\x03R\x15actualRepeatPurchases\"\xd7\x05\n" +
+	"\rValueModelFit\x12\x15\n" +
+	"\x06fit_id\x18\x01 \x01(\tR\x05fitId\x127\n" +
+	"\x05state\x18\x02 \x01(\x0e2!.rapport.segmentation.v1.FitStateR\x05state\x12=\n" +
+	"\atrigger\x18\x03 \x01(\x0e2#.rapport.segmentation.v1.FitTriggerR\atrigger\x12/\n" +
+	"\x05as_of\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12>\n" +
+	"\ttime_unit\x18\x05 \x01(\x0e2!.rapport.segmentation.v1.TimeUnitR\btimeUnit\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vfinish_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x128\n" +
+	"\x06bg_nbd\x18\t \x01(\v2!.rapport.segmentation.v1.BgNbdFitR\x05bgNbd\x12G\n" +
+	"\vgamma_gamma\x18\n" +
+	" \x01(\v2&.rapport.segmentation.v1.GammaGammaFitR\n" +
+	"gammaGamma\x12=\n" +
+	"\bbacktest\x18\v \x01(\v2!.rapport.segmentation.v1.BacktestR\bbacktest\x12$\n" +
+	"\x0euse_for_scores\x18\f \x01(\bR\fuseForScores\x12\x18\n" +
+	"\acurrent\x18\r \x01(\bR\acurrent\x124\n" +
+	"\bfit_time\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\afitTime\"\xad\x02\n" +
+	"\x14FitValueModelRequest\x12\x15\n" +
+	"\x06fit_id\x18\x01 \x01(\tR\x05fitId\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12>\n" +
+	"\ttime_unit\x18\x03 \x01(\x0e2!.rapport.segmentation.v1.TimeUnitR\btimeUnit\x12;\n" +
+	"\vholdout_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"holdoutEnd\x12)\n" +
+	"\x0euse_for_scores\x18\x05 \x01(\bH\x00R\fuseForScores\x88\x01\x01\x12\x12\n" +
+	"\x04wait\x18\x06 \x01(\bR\x04waitB\x11\n" +
+	"\x0f_use_for_scores\"Q\n" +
+	"\x15FitValueModelResponse\x128\n" +
+	"\x03fit\x18\x01 \x01(\v2&.rapport.segmentation.v1.ValueModelFitR\x03fit\"0\n" +
+	"\x17GetValueModelFitRequest\x12\x15\n" +
+	"\x06fit_id\x18\x01 \x01(\tR\x05fitId\"T\n" +
+	"\x18GetValueModelFitResponse\x128\n" +
+	"\x03fit\x18\x01 \x01(\v2&.rapport.segmentation.v1.ValueModelFitR\x03fit\"W\n" +
+	"\x19ListValueModelFitsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x80\x01\n" +
+	"\x1aListValueModelFitsResponse\x12:\n" +
+	"\x04fits\x18\x01 \x03(\v2&.rapport.segmentation.v1.ValueModelFitR\x04fits\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Q\n" +
 	"\x14FollowChangesRequest\x12%\n" +
 	"\x0eafter_sequence\x18\x01 \x01(\x04R\rafterSequence\x12\x12\n" +
 	"\x04wait\x18\x02 \x01(\bR\x04wait\"E\n" +
@@ -4096,20 +5633,40 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x1aQUADRANT_STRATEGIC_PARTNER\x10\x01\x12\x13\n" +
 	"\x0fQUADRANT_RETAIN\x10\x02\x12\x14\n" +
 	"\x10QUADRANT_DEVELOP\x10\x03\x12\x1f\n" +
-	"\x1bQUADRANT_BUILD_RELATIONSHIP\x10\x04*^\n" +
+	"\x1bQUADRANT_BUILD_RELATIONSHIP\x10\x04*b\n" +
+	"\bActivity\x12\x18\n" +
+	"\x14ACTIVITY_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fACTIVITY_ACTIVE\x10\x01\x12\x14\n" +
+	"\x10ACTIVITY_DORMANT\x10\x02\x12\x11\n" +
+	"\rACTIVITY_LOST\x10\x03*^\n" +
 	"\vSegmentKind\x12\x1c\n" +
 	"\x18SEGMENT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13SEGMENT_KIND_STATIC\x10\x01\x12\x18\n" +
-	"\x14SEGMENT_KIND_DYNAMIC\x10\x02*j\n" +
+	"\x14SEGMENT_KIND_DYNAMIC\x10\x02*\x81\x01\n" +
 	"\fValueMeasure\x12\x1d\n" +
 	"\x19VALUE_MEASURE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16VALUE_MEASURE_MONETARY\x10\x01\x12\x1f\n" +
-	"\x1bVALUE_MEASURE_MONETARY_365D\x10\x02*\x90\x01\n" +
+	"\x1bVALUE_MEASURE_MONETARY_365D\x10\x02\x12\x15\n" +
+	"\x11VALUE_MEASURE_CLV\x10\x03*N\n" +
+	"\bTimeUnit\x12\x19\n" +
+	"\x15TIME_UNIT_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eTIME_UNIT_DAYS\x10\x01\x12\x13\n" +
+	"\x0fTIME_UNIT_WEEKS\x10\x02*\x90\x01\n" +
 	"\x0eLoyaltyMeasure\x12\x1f\n" +
 	"\x1bLOYALTY_MEASURE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eLOYALTY_MEASURE_PURCHASES_365D\x10\x01\x12\x1d\n" +
 	"\x19LOYALTY_MEASURE_PURCHASES\x10\x02\x12\x1a\n" +
-	"\x16LOYALTY_MEASURE_TENURE\x10\x032\x84\x19\n" +
+	"\x16LOYALTY_MEASURE_TENURE\x10\x03*k\n" +
+	"\bFitState\x12\x19\n" +
+	"\x15FIT_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11FIT_STATE_RUNNING\x10\x01\x12\x17\n" +
+	"\x13FIT_STATE_SUCCEEDED\x10\x02\x12\x14\n" +
+	"\x10FIT_STATE_FAILED\x10\x03*_\n" +
+	"\n" +
+	"FitTrigger\x12\x1b\n" +
+	"\x17FIT_TRIGGER_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15FIT_TRIGGER_ON_DEMAND\x10\x01\x12\x19\n" +
+	"\x15FIT_TRIGGER_SCHEDULED\x10\x022\xd5\x1c\n" +
 	"\x13SegmentationService\x12\xa6\x01\n" +
 	"\x11GetCustomerScores\x121.rapport.segmentation.v1.GetCustomerScoresRequest\x1a2.rapport.segmentation.v1.GetCustomerScoresResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/customers/{customer_id}/scores\x12\x8d\x01\n" +
 	"\rCreateSegment\x12-.rapport.segmentation.v1.CreateSegmentRequest\x1a..rapport.segmentation.v1.CreateSegmentResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\asegment\"\f/v1/segments\x12\x88\x01\n" +
@@ -4130,7 +5687,10 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x11GetQuadrantReport\x121.rapport.segmentation.v1.GetQuadrantReportRequest\x1a2.rapport.segmentation.v1.GetQuadrantReportResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/reports/quadrants\x12\x84\x01\n" +
 	"\fGetRfmReport\x12,.rapport.segmentation.v1.GetRfmReportRequest\x1a-.rapport.segmentation.v1.GetRfmReportResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/reports/rfm\x12\x8b\x01\n" +
 	"\vGetSettings\x12+.rapport.segmentation.v1.GetSettingsRequest\x1a,.rapport.segmentation.v1.GetSettingsResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/segmentation/settings\x12\x9e\x01\n" +
-	"\x0eUpdateSettings\x12..rapport.segmentation.v1.UpdateSettingsRequest\x1a/.rapport.segmentation.v1.UpdateSettingsResponse\"+\x82\xd3\xe4\x93\x02%:\bsettings2\x19/v1/segmentation/settings\x12\x92\x01\n" +
+	"\x0eUpdateSettings\x12..rapport.segmentation.v1.UpdateSettingsRequest\x1a/.rapport.segmentation.v1.UpdateSettingsResponse\"+\x82\xd3\xe4\x93\x02%:\bsettings2\x19/v1/segmentation/settings\x12\x8f\x01\n" +
+	"\rFitValueModel\x12-.rapport.segmentation.v1.FitValueModelRequest\x1a..rapport.segmentation.v1.FitValueModelResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/value-model/fits\x12\x9e\x01\n" +
+	"\x10GetValueModelFit\x120.rapport.segmentation.v1.GetValueModelFitRequest\x1a1.rapport.segmentation.v1.GetValueModelFitResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/value-model/fits/{fit_id}\x12\x9b\x01\n" +
+	"\x12ListValueModelFits\x122.rapport.segmentation.v1.ListValueModelFitsRequest\x1a3.rapport.segmentation.v1.ListValueModelFitsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/value-model/fits\x12\x92\x01\n" +
 	"\rFollowChanges\x12-.rapport.segmentation.v1.FollowChangesRequest\x1a..rapport.segmentation.v1.FollowChangesResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/segmentation/changes0\x01B\xe9\x01\n" +
 	"\x1bcom.rapport.segmentation.v1B\x11SegmentationProtoP\x01Z9rapport.dev/gen/go/rapport/segmentation/v1;segmentationv1\xa2\x02\x03RSX\xaa\x02\x17Rapport.Segmentation.V1\xca\x02\x17Rapport\\Segmentation\\V1\xe2\x02#Rapport\\Segmentation\\V1\\GPBMetadata\xea\x02\x19Rapport::Segmentation::V1b\x06proto3"
 
@@ -4146,174 +5706,229 @@ func file_rapport_segmentation_v1_segmentation_proto_rawDescGZIP() []byte {
 	return file_rapport_segmentation_v1_segmentation_proto_rawDescData
 }
 
-var file_rapport_segmentation_v1_segmentation_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_rapport_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_rapport_segmentation_v1_segmentation_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_rapport_segmentation_v1_segmentation_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_rapport_segmentation_v1_segmentation_proto_goTypes = []any{
 	(RfmGroup)(0),                        // 0: rapport.segmentation.v1.RfmGroup
 	(Tier)(0),                            // 1: rapport.segmentation.v1.Tier
 	(Quadrant)(0),                        // 2: rapport.segmentation.v1.Quadrant
-	(SegmentKind)(0),                     // 3: rapport.segmentation.v1.SegmentKind
-	(ValueMeasure)(0),                    // 4: rapport.segmentation.v1.ValueMeasure
-	(LoyaltyMeasure)(0),                  // 5: rapport.segmentation.v1.LoyaltyMeasure
-	(*Features)(nil),                     // 6: rapport.segmentation.v1.Features
-	(*Rfm)(nil),                          // 7: rapport.segmentation.v1.Rfm
-	(*Scores)(nil),                       // 8: rapport.segmentation.v1.Scores
-	(*SegmentMembership)(nil),            // 9: rapport.segmentation.v1.SegmentMembership
-	(*GetCustomerScoresRequest)(nil),     // 10: rapport.segmentation.v1.GetCustomerScoresRequest
-	(*GetCustomerScoresResponse)(nil),    // 11: rapport.segmentation.v1.GetCustomerScoresResponse
-	(*Segment)(nil),                      // 12: rapport.segmentation.v1.Segment
-	(*CreateSegmentRequest)(nil),         // 13: rapport.segmentation.v1.CreateSegmentRequest
-	(*CreateSegmentResponse)(nil),        // 14: rapport.segmentation.v1.CreateSegmentResponse
-	(*GetSegmentRequest)(nil),            // 15: rapport.segmentation.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),           // 16: rapport.segmentation.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),          // 17: rapport.segmentation.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),         // 18: rapport.segmentation.v1.ListSegmentsResponse
-	(*UpdateSegmentRequest)(nil),         // 19: rapport.segmentation.v1.UpdateSegmentRequest
-	(*UpdateSegmentResponse)(nil),        // 20: rapport.segmentation.v1.UpdateSegmentResponse
-	(*DeleteSegmentRequest)(nil),         // 21: rapport.segmentation.v1.DeleteSegmentRequest
-	(*DeleteSegmentResponse)(nil),        // 22: rapport.segmentation.v1.DeleteSegmentResponse
-	(*PreviewSegmentRequest)(nil),        // 23: rapport.segmentation.v1.PreviewSegmentRequest
-	(*PreviewSegmentResponse)(nil),       // 24: rapport.segmentation.v1.PreviewSegmentResponse
-	(*AddSegmentMembersRequest)(nil),     // 25: rapport.segmentation.v1.AddSegmentMembersRequest
-	(*AddSegmentMembersResponse)(nil),    // 26: rapport.segmentation.v1.AddSegmentMembersResponse
-	(*RemoveSegmentMembersRequest)(nil),  // 27: rapport.segmentation.v1.RemoveSegmentMembersRequest
-	(*RemoveSegmentMembersResponse)(nil), // 28: rapport.segmentation.v1.RemoveSegmentMembersResponse
-	(*ListSegmentMembersRequest)(nil),    // 29: rapport.segmentation.v1.ListSegmentMembersRequest
-	(*Member)(nil),                       // 30: rapport.segmentation.v1.Member
-	(*ListSegmentMembersResponse)(nil),   // 31: rapport.segmentation.v1.ListSegmentMembersResponse
-	(*ExportSegmentMembersRequest)(nil),  // 32: rapport.segmentation.v1.ExportSegmentMembersRequest
-	(*ExportSegmentMembersResponse)(nil), // 33: rapport.segmentation.v1.ExportSegmentMembersResponse
-	(*Clause)(nil),                       // 34: rapport.segmentation.v1.Clause
-	(*MembershipEvent)(nil),              // 35: rapport.segmentation.v1.MembershipEvent
-	(*ExplainMembershipRequest)(nil),     // 36: rapport.segmentation.v1.ExplainMembershipRequest
-	(*ExplainMembershipResponse)(nil),    // 37: rapport.segmentation.v1.ExplainMembershipResponse
-	(*ReevaluateSegmentRequest)(nil),     // 38: rapport.segmentation.v1.ReevaluateSegmentRequest
-	(*ReevaluateSegmentResponse)(nil),    // 39: rapport.segmentation.v1.ReevaluateSegmentResponse
-	(*GetSegmentSizesRequest)(nil),       // 40: rapport.segmentation.v1.GetSegmentSizesRequest
-	(*SegmentSize)(nil),                  // 41: rapport.segmentation.v1.SegmentSize
-	(*GetSegmentSizesResponse)(nil),      // 42: rapport.segmentation.v1.GetSegmentSizesResponse
-	(*TierStat)(nil),                     // 43: rapport.segmentation.v1.TierStat
-	(*GetPyramidReportRequest)(nil),      // 44: rapport.segmentation.v1.GetPyramidReportRequest
-	(*GetPyramidReportResponse)(nil),     // 45: rapport.segmentation.v1.GetPyramidReportResponse
-	(*QuadrantStat)(nil),                 // 46: rapport.segmentation.v1.QuadrantStat
-	(*GetQuadrantReportRequest)(nil),     // 47: rapport.segmentation.v1.GetQuadrantReportRequest
-	(*GetQuadrantReportResponse)(nil),    // 48: rapport.segmentation.v1.GetQuadrantReportResponse
-	(*GetRfmReportRequest)(nil),          // 49: rapport.segmentation.v1.GetRfmReportRequest
-	(*RfmCell)(nil),                      // 50: rapport.segmentation.v1.RfmCell
-	(*RfmGroupStat)(nil),                 // 51: rapport.segmentation.v1.RfmGroupStat
-	(*GetRfmReportResponse)(nil),         // 52: rapport.segmentation.v1.GetRfmReportResponse
-	(*Settings)(nil),                     // 53: rapport.segmentation.v1.Settings
-	(*GetSettingsRequest)(nil),           // 54: rapport.segmentation.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),          // 55: rapport.segmentation.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),        // 56: rapport.segmentation.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),       // 57: rapport.segmentation.v1.UpdateSettingsResponse
-	(*MembershipChange)(nil),             // 58: rapport.segmentation.v1.MembershipChange
-	(*ScoresChange)(nil),                 // 59: rapport.segmentation.v1.ScoresChange
-	(*FollowChangesRequest)(nil),         // 60: rapport.segmentation.v1.FollowChangesRequest
-	(*FollowChangesResponse)(nil),        // 61: rapport.segmentation.v1.FollowChangesResponse
-	(*timestamppb.Timestamp)(nil),        // 62: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 63: google.protobuf.FieldMask
-	(*v1.Event)(nil),                     // 64: rapport.feed.v1.Event
+	(Activity)(0),                        // 3: rapport.segmentation.v1.Activity
+	(SegmentKind)(0),                     // 4: rapport.segmentation.v1.SegmentKind
+	(ValueMeasure)(0),                    // 5: rapport.segmentation.v1.ValueMeasure
+	(TimeUnit)(0),                        // 6: rapport.segmentation.v1.TimeUnit
+	(LoyaltyMeasure)(0),                  // 7: rapport.segmentation.v1.LoyaltyMeasure
+	(FitState)(0),                        // 8: rapport.segmentation.v1.FitState
+	(FitTrigger)(0),                      // 9: rapport.segmentation.v1.FitTrigger
+	(*Features)(nil),                     // 10: rapport.segmentation.v1.Features
+	(*Rfm)(nil),                          // 11: rapport.segmentation.v1.Rfm
+	(*Scores)(nil),                       // 12: rapport.segmentation.v1.Scores
+	(*CustomerValue)(nil),                // 13: rapport.segmentation.v1.CustomerValue
+	(*SegmentMembership)(nil),            // 14: rapport.segmentation.v1.SegmentMembership
+	(*GetCustomerScoresRequest)(nil),     // 15: rapport.segmentation.v1.GetCustomerScoresRequest
+	(*GetCustomerScoresResponse)(nil),    // 16: rapport.segmentation.v1.GetCustomerScoresResponse
+	(*Segment)(nil),                      // 17: rapport.segmentation.v1.Segment
+	(*CreateSegmentRequest)(nil),         // 18: rapport.segmentation.v1.CreateSegmentRequest
+	(*CreateSegmentResponse)(nil),        // 19: rapport.segmentation.v1.CreateSegmentResponse
+	(*GetSegmentRequest)(nil),            // 20: rapport.segmentation.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),           // 21: rapport.segmentation.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),          // 22: rapport.segmentation.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),         // 23: rapport.segmentation.v1.ListSegmentsResponse
+	(*UpdateSegmentRequest)(nil),         // 24: rapport.segmentation.v1.UpdateSegmentRequest
+	(*UpdateSegmentResponse)(nil),        // 25: rapport.segmentation.v1.UpdateSegmentResponse
+	(*DeleteSegmentRequest)(nil),         // 26: rapport.segmentation.v1.DeleteSegmentRequest
+	(*DeleteSegmentResponse)(nil),        // 27: rapport.segmentation.v1.DeleteSegmentResponse
+	(*PreviewSegmentRequest)(nil),        // 28: rapport.segmentation.v1.PreviewSegmentRequest
+	(*PreviewSegmentResponse)(nil),       // 29: rapport.segmentation.v1.PreviewSegmentResponse
+	(*AddSegmentMembersRequest)(nil),     // 30: rapport.segmentation.v1.AddSegmentMembersRequest
+	(*AddSegmentMembersResponse)(nil),    // 31: rapport.segmentation.v1.AddSegmentMembersResponse
+	(*RemoveSegmentMembersRequest)(nil),  // 32: rapport.segmentation.v1.RemoveSegmentMembersRequest
+	(*RemoveSegmentMembersResponse)(nil), // 33: rapport.segmentation.v1.RemoveSegmentMembersResponse
+	(*ListSegmentMembersRequest)(nil),    // 34: rapport.segmentation.v1.ListSegmentMembersRequest
+	(*Member)(nil),                       // 35: rapport.segmentation.v1.Member
+	(*ListSegmentMembersResponse)(nil),   // 36: rapport.segmentation.v1.ListSegmentMembersResponse
+	(*ExportSegmentMembersRequest)(nil),  // 37: rapport.segmentation.v1.ExportSegmentMembersRequest
+	(*ExportSegmentMembersResponse)(nil), // 38: rapport.segmentation.v1.ExportSegmentMembersResponse
+	(*Clause)(nil),                       // 39: rapport.segmentation.v1.Clause
+	(*MembershipEvent)(nil),              // 40: rapport.segmentation.v1.MembershipEvent
+	(*ExplainMembershipRequest)(nil),     // 41: rapport.segmentation.v1.ExplainMembershipRequest
+	(*ExplainMembershipResponse)(nil),    // 42: rapport.segmentation.v1.ExplainMembershipResponse
+	(*ReevaluateSegmentRequest)(nil),     // 43: rapport.segmentation.v1.ReevaluateSegmentRequest
+	(*ReevaluateSegmentResponse)(nil),    // 44: rapport.segmentation.v1.ReevaluateSegmentResponse
+	(*GetSegmentSizesRequest)(nil),       // 45: rapport.segmentation.v1.GetSegmentSizesRequest
+	(*SegmentSize)(nil),                  // 46: rapport.segmentation.v1.SegmentSize
+	(*GetSegmentSizesResponse)(nil),      // 47: rapport.segmentation.v1.GetSegmentSizesResponse
+	(*TierStat)(nil),                     // 48: rapport.segmentation.v1.TierStat
+	(*GetPyramidReportRequest)(nil),      // 49: rapport.segmentation.v1.GetPyramidReportRequest
+	(*GetPyramidReportResponse)(nil),     // 50: rapport.segmentation.v1.GetPyramidReportResponse
+	(*QuadrantStat)(nil),                 // 51: rapport.segmentation.v1.QuadrantStat
+	(*GetQuadrantReportRequest)(nil),     // 52: rapport.segmentation.v1.GetQuadrantReportRequest
+	(*GetQuadrantReportResponse)(nil),    // 53: rapport.segmentation.v1.GetQuadrantReportResponse
+	(*GetRfmReportRequest)(nil),          // 54: rapport.segmentation.v1.GetRfmReportRequest
+	(*RfmCell)(nil),                      // 55: rapport.segmentation.v1.RfmCell
+	(*RfmGroupStat)(nil),                 // 56: rapport.segmentation.v1.RfmGroupStat
+	(*GetRfmReportResponse)(nil),         // 57: rapport.segmentation.v1.GetRfmReportResponse
+	(*Settings)(nil),                     // 58: rapport.segmentation.v1.Settings
+	(*GetSettingsRequest)(nil),           // 59: rapport.segmentation.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),          // 60: rapport.segmentation.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),        // 61: rapport.segmentation.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),       // 62: rapport.segmentation.v1.UpdateSettingsResponse
+	(*MembershipChange)(nil),             // 63: rapport.segmentation.v1.MembershipChange
+	(*ScoresChange)(nil),                 // 64: rapport.segmentation.v1.ScoresChange
+	(*ActivityChange)(nil),               // 65: rapport.segmentation.v1.ActivityChange
+	(*BgNbdParams)(nil),                  // 66: rapport.segmentation.v1.BgNbdParams
+	(*BgNbdFit)(nil),                     // 67: rapport.segmentation.v1.BgNbdFit
+	(*GammaGammaParams)(nil),             // 68: rapport.segmentation.v1.GammaGammaParams
+	(*GammaGammaFit)(nil),                // 69: rapport.segmentation.v1.GammaGammaFit
+	(*Backtest)(nil),                     // 70: rapport.segmentation.v1.Backtest
+	(*ValueModelFit)(nil),                // 71: rapport.segmentation.v1.ValueModelFit
+	(*FitValueModelRequest)(nil),         // 72: rapport.segmentation.v1.FitValueModelRequest
+	(*FitValueModelResponse)(nil),        // 73: rapport.segmentation.v1.FitValueModelResponse
+	(*GetValueModelFitRequest)(nil),      // 74: rapport.segmentation.v1.GetValueModelFitRequest
+	(*GetValueModelFitResponse)(nil),     // 75: rapport.segmentation.v1.GetValueModelFitResponse
+	(*ListValueModelFitsRequest)(nil),    // 76: rapport.segmentation.v1.ListValueModelFitsRequest
+	(*ListValueModelFitsResponse)(nil),   // 77: rapport.segmentation.v1.ListValueModelFitsResponse
+	(*FollowChangesRequest)(nil),         // 78: rapport.segmentation.v1.FollowChangesRequest
+	(*FollowChangesResponse)(nil),        // 79: rapport.segmentation.v1.FollowChangesResponse
+	(*timestamppb.Timestamp)(nil),        // 80: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 81: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),          // 82: google.protobuf.Duration
+	(*v1.Event)(nil),                     // 83: rapport.feed.v1.Event
 }
 var file_rapport_segmentation_v1_segmentation_proto_depIdxs = []int32{
-	62, // 0: rapport.segmentation.v1.Features.first_purchase:type_name -> google.protobuf.Timestamp
-	62, // 1: rapport.segmentation.v1.Features.last_purchase:type_name -> google.protobuf.Timestamp
-	62, // 2: rapport.segmentation.v1.Features.last_contact:type_name -> google.protobuf.Timestamp
-	62, // 3: rapport.segmentation.v1.Features.first_seen:type_name -> google.protobuf.Timestamp
-	0,  // 4: rapport.segmentation.v1.Rfm.group:type_name -> rapport.segmentation.v1.RfmGroup
-	7,  // 5: rapport.segmentation.v1.Scores.rfm:type_name -> rapport.segmentation.v1.Rfm
-	1,  // 6: rapport.segmentation.v1.Scores.tier:type_name -> rapport.segmentation.v1.Tier
-	2,  // 7: rapport.segmentation.v1.Scores.quadrant:type_name -> rapport.segmentation.v1.Quadrant
-	62, // 8: rapport.segmentation.v1.Scores.score_time:type_name -> google.protobuf.Timestamp
-	62, // 9: rapport.segmentation.v1.SegmentMembership.enter_time:type_name -> google.protobuf.Timestamp
-	6,  // 10: rapport.segmentation.v1.GetCustomerScoresResponse.features:type_name -> rapport.segmentation.v1.Features
-	8,  // 11: rapport.segmentation.v1.GetCustomerScoresResponse.scores:type_name -> rapport.segmentation.v1.Scores
-	9,  // 12: rapport.segmentation.v1.GetCustomerScoresResponse.segments:type_name -> rapport.segmentation.v1.SegmentMembership
-	3,  // 13: rapport.segmentation.v1.Segment.kind:type_name -> rapport.segmentation.v1.SegmentKind
-	62, // 14: rapport.segmentation.v1.Segment.create_time:type_name -> google.protobuf.Timestamp
-	62, // 15: rapport.segmentation.v1.Segment.update_time:type_name -> google.protobuf.Timestamp
-	12, // 16: rapport.segmentation.v1.CreateSegmentRequest.segment:type_name -> rapport.segmentation.v1.Segment
-	12, // 17: rapport.segmentation.v1.CreateSegmentResponse.segment:type_name -> rapport.segmentation.v1.Segment
-	12, // 18: rapport.segmentation.v1.GetSegmentResponse.segment:type_name -> rapport.segmentation.v1.Segment
-	12, // 19: rapport.segmentation.v1.ListSegmentsResponse.segments:type_name -> rapport.segmentation.v1.Segment
-	12, // 20: rapport.segmentation.v1.UpdateSegmentRequest.segment:type_name -> rapport.segmentation.v1.Segment
-	63, // 21: rapport.segmentation.v1.UpdateSegmentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	12, // 22: rapport.segmentation.v1.UpdateSegmentResponse.segment:type_name -> rapport.segmentation.v1.Segment
-	62, // 23: rapport.segmentation.v1.Member.enter_time:type_name -> google.protobuf.Timestamp
-	30, // 24: rapport.segmentation.v1.ListSegmentMembersResponse.members:type_name -> rapport.segmentation.v1.Member
-	30, // 25: rapport.segmentation.v1.ExportSegmentMembersResponse.members:type_name -> rapport.segmentation.v1.Member
-	62, // 26: rapport.segmentation.v1.MembershipEvent.time:type_name -> google.protobuf.Timestamp
-	34, // 27: rapport.segmentation.v1.ExplainMembershipResponse.clauses:type_name -> rapport.segmentation.v1.Clause
-	62, // 28: rapport.segmentation.v1.ExplainMembershipResponse.evaluate_time:type_name -> google.protobuf.Timestamp
-	35, // 29: rapport.segmentation.v1.ExplainMembershipResponse.history:type_name -> rapport.segmentation.v1.MembershipEvent
-	62, // 30: rapport.segmentation.v1.ExplainMembershipResponse.next_evaluate_time:type_name -> google.protobuf.Timestamp
-	62, // 31: rapport.segmentation.v1.SegmentSize.day:type_name -> google.protobuf.Timestamp
-	41, // 32: rapport.segmentation.v1.GetSegmentSizesResponse.sizes:type_name -> rapport.segmentation.v1.SegmentSize
-	1,  // 33: rapport.segmentation.v1.TierStat.tier:type_name -> rapport.segmentation.v1.Tier
-	43, // 34: rapport.segmentation.v1.GetPyramidReportResponse.tiers:type_name -> rapport.segmentation.v1.TierStat
-	62, // 35: rapport.segmentation.v1.GetPyramidReportResponse.score_time:type_name -> google.protobuf.Timestamp
-	2,  // 36: rapport.segmentation.v1.QuadrantStat.quadrant:type_name -> rapport.segmentation.v1.Quadrant
-	46, // 37: rapport.segmentation.v1.GetQuadrantReportResponse.quadrants:type_name -> rapport.segmentation.v1.QuadrantStat
-	62, // 38: rapport.segmentation.v1.GetQuadrantReportResponse.score_time:type_name -> google.protobuf.Timestamp
-	0,  // 39: rapport.segmentation.v1.RfmGroupStat.group:type_name -> rapport.segmentation.v1.RfmGroup
-	50, // 40: rapport.segmentation.v1.GetRfmReportResponse.cells:type_name -> rapport.segmentation.v1.RfmCell
-	51, // 41: rapport.segmentation.v1.GetRfmReportResponse.groups:type_name -> rapport.segmentation.v1.RfmGroupStat
-	62, // 42: rapport.segmentation.v1.GetRfmReportResponse.score_time:type_name -> google.protobuf.Timestamp
-	4,  // 43: rapport.segmentation.v1.Settings.value_measure:type_name -> rapport.segmentation.v1.ValueMeasure
-	5,  // 44: rapport.segmentation.v1.Settings.loyalty_measure:type_name -> rapport.segmentation.v1.LoyaltyMeasure
-	53, // 45: rapport.segmentation.v1.GetSettingsResponse.settings:type_name -> rapport.segmentation.v1.Settings
-	53, // 46: rapport.segmentation.v1.UpdateSettingsRequest.settings:type_name -> rapport.segmentation.v1.Settings
-	63, // 47: rapport.segmentation.v1.UpdateSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	53, // 48: rapport.segmentation.v1.UpdateSettingsResponse.settings:type_name -> rapport.segmentation.v1.Settings
-	62, // 49: rapport.segmentation.v1.MembershipChange.time:type_name -> google.protobuf.Timestamp
-	8,  // 50: rapport.segmentation.v1.ScoresChange.before:type_name -> rapport.segmentation.v1.Scores
-	8,  // 51: rapport.segmentation.v1.ScoresChange.after:type_name -> rapport.segmentation.v1.Scores
-	64, // 52: rapport.segmentation.v1.FollowChangesResponse.event:type_name -> rapport.feed.v1.Event
-	10, // 53: rapport.segmentation.v1.SegmentationService.GetCustomerScores:input_type -> rapport.segmentation.v1.GetCustomerScoresRequest
-	13, // 54: rapport.segmentation.v1.SegmentationService.CreateSegment:input_type -> rapport.segmentation.v1.CreateSegmentRequest
-	15, // 55: rapport.segmentation.v1.SegmentationService.GetSegment:input_type -> rapport.segmentation.v1.GetSegmentRequest
-	17, // 56: rapport.segmentation.v1.SegmentationService.ListSegments:input_type -> rapport.segmentation.v1.ListSegmentsRequest
-	19, // 57: rapport.segmentation.v1.SegmentationService.UpdateSegment:input_type -> rapport.segmentation.v1.UpdateSegmentRequest
-	21, // 58: rapport.segmentation.v1.SegmentationService.DeleteSegment:input_type -> rapport.segmentation.v1.DeleteSegmentRequest
-	23, // 59: rapport.segmentation.v1.SegmentationService.PreviewSegment:input_type -> rapport.segmentation.v1.PreviewSegmentRequest
-	25, // 60: rapport.segmentation.v1.SegmentationService.AddSegmentMembers:input_type -> rapport.segmentation.v1.AddSegmentMembersRequest
-	27, // 61: rapport.segmentation.v1.SegmentationService.RemoveSegmentMembers:input_type -> rapport.segmentation.v1.RemoveSegmentMembersRequest
-	29, // 62: rapport.segmentation.v1.SegmentationService.ListSegmentMembers:input_type -> rapport.segmentation.v1.ListSegmentMembersRequest
-	32, // 63: rapport.segmentation.v1.SegmentationService.ExportSegmentMembers:input_type -> rapport.segmentation.v1.ExportSegmentMembersRequest
-	36, // 64: rapport.segmentation.v1.SegmentationService.ExplainMembership:input_type -> rapport.segmentation.v1.ExplainMembershipRequest
-	38, // 65: rapport.segmentation.v1.SegmentationService.ReevaluateSegment:input_type -> rapport.segmentation.v1.ReevaluateSegmentRequest
-	40, // 66: rapport.segmentation.v1.SegmentationService.GetSegmentSizes:input_type -> rapport.segmentation.v1.GetSegmentSizesRequest
-	44, // 67: rapport.segmentation.v1.SegmentationService.GetPyramidReport:input_type -> rapport.segmentation.v1.GetPyramidReportRequest
-	47, // 68: rapport.segmentation.v1.SegmentationService.GetQuadrantReport:input_type -> rapport.segmentation.v1.GetQuadrantReportRequest
-	49, // 69: rapport.segmentation.v1.SegmentationService.GetRfmReport:input_type -> rapport.segmentation.v1.GetRfmReportRequest
-	54, // 70: rapport.segmentation.v1.SegmentationService.GetSettings:input_type -> rapport.segmentation.v1.GetSettingsRequest
-	56, // 71: rapport.segmentation.v1.SegmentationService.UpdateSettings:input_type -> rapport.segmentation.v1.UpdateSettingsRequest
-	60, // 72: rapport.segmentation.v1.SegmentationService.FollowChanges:input_type -> rapport.segmentation.v1.FollowChangesRequest
-	11, // 73: rapport.segmentation.v1.SegmentationService.GetCustomerScores:output_type -> rapport.segmentation.v1.GetCustomerScoresResponse
-	14, // 74: rapport.segmentation.v1.SegmentationService.CreateSegment:output_type -> rapport.segmentation.v1.CreateSegmentResponse
-	16, // 75: rapport.segmentation.v1.SegmentationService.GetSegment:output_type -> rapport.segmentation.v1.GetSegmentResponse
-	18, // 76: rapport.segmentation.v1.SegmentationService.ListSegments:output_type -> rapport.segmentation.v1.ListSegmentsResponse
-	20, // 77: rapport.segmentation.v1.SegmentationService.UpdateSegment:output_type -> rapport.segmentation.v1.UpdateSegmentResponse
-	22, // 78: rapport.segmentation.v1.SegmentationService.DeleteSegment:output_type -> rapport.segmentation.v1.DeleteSegmentResponse
-	24, // 79: rapport.segmentation.v1.SegmentationService.PreviewSegment:output_type -> rapport.segmentation.v1.PreviewSegmentResponse
-	26, // 80: rapport.segmentation.v1.SegmentationService.AddSegmentMembers:output_type -> rapport.segmentation.v1.AddSegmentMembersResponse
-	28, // 81: rapport.segmentation.v1.SegmentationService.RemoveSegmentMembers:output_type -> rapport.segmentation.v1.RemoveSegmentMembersResponse
-	31, // 82: rapport.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> rapport.segmentation.v1.ListSegmentMembersResponse
-	33, // 83: rapport.segmentation.v1.SegmentationService.ExportSegmentMembers:output_type -> rapport.segmentation.v1.ExportSegmentMembersResponse
-	37, // 84: rapport.segmentation.v1.SegmentationService.ExplainMembership:output_type -> rapport.segmentation.v1.ExplainMembershipResponse
-	39, // 85: rapport.segmentation.v1.SegmentationService.ReevaluateSegment:output_type -> rapport.segmentation.v1.ReevaluateSegmentResponse
-	42, // 86: rapport.segmentation.v1.SegmentationService.GetSegmentSizes:output_type -> rapport.segmentation.v1.GetSegmentSizesResponse
-	45, // 87: rapport.segmentation.v1.SegmentationService.GetPyramidReport:output_type -> rapport.segmentation.v1.GetPyramidReportResponse
-	48, // 88: rapport.segmentation.v1.SegmentationService.GetQuadrantReport:output_type -> rapport.segmentation.v1.GetQuadrantReportResponse
-	52, // 89: rapport.segmentation.v1.SegmentationService.GetRfmReport:output_type -> rapport.segmentation.v1.GetRfmReportResponse
-	55, // 90: rapport.segmentation.v1.SegmentationService.GetSettings:output_type -> rapport.segmentation.v1.GetSettingsResponse
-	57, // 91: rapport.segmentation.v1.SegmentationService.UpdateSettings:output_type -> rapport.segmentation.v1.UpdateSettingsResponse
-	61, // 92: rapport.segmentation.v1.SegmentationService.FollowChanges:output_type -> rapport.segmentation.v1.FollowChangesResponse
-	73, // [73:93] is the sub-list for method output_type
-	53, // [53:73] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	80,  // 0: rapport.segmentation.v1.Features.first_purchase:type_name -> google.protobuf.Timestamp
+	80,  // 1: rapport.segmentation.v1.Features.last_purchase:type_name -> google.protobuf.Timestamp
+	80,  // 2: rapport.segmentation.v1.Features.last_contact:type_name -> google.protobuf.Timestamp
+	80,  // 3: rapport.segmentation.v1.Features.first_seen:type_name -> google.protobuf.Timestamp
+	0,   // 4: rapport.segmentation.v1.Rfm.group:type_name -> rapport.segmentation.v1.RfmGroup
+	11,  // 5: rapport.segmentation.v1.Scores.rfm:type_name -> rapport.segmentation.v1.Rfm
+	1,   // 6: rapport.segmentation.v1.Scores.tier:type_name -> rapport.segmentation.v1.Tier
+	2,   // 7: rapport.segmentation.v1.Scores.quadrant:type_name -> rapport.segmentation.v1.Quadrant
+	80,  // 8: rapport.segmentation.v1.Scores.score_time:type_name -> google.protobuf.Timestamp
+	3,   // 9: rapport.segmentation.v1.Scores.activity:type_name -> rapport.segmentation.v1.Activity
+	3,   // 10: rapport.segmentation.v1.CustomerValue.activity:type_name -> rapport.segmentation.v1.Activity
+	80,  // 11: rapport.segmentation.v1.SegmentMembership.enter_time:type_name -> google.protobuf.Timestamp
+	10,  // 12: rapport.segmentation.v1.GetCustomerScoresResponse.features:type_name -> rapport.segmentation.v1.Features
+	12,  // 13: rapport.segmentation.v1.GetCustomerScoresResponse.scores:type_name -> rapport.segmentation.v1.Scores
+	14,  // 14: rapport.segmentation.v1.GetCustomerScoresResponse.segments:type_name -> rapport.segmentation.v1.SegmentMembership
+	13,  // 15: rapport.segmentation.v1.GetCustomerScoresResponse.value:type_name -> rapport.segmentation.v1.CustomerValue
+	4,   // 16: rapport.segmentation.v1.Segment.kind:type_name -> rapport.segmentation.v1.SegmentKind
+	80,  // 17: rapport.segmentation.v1.Segment.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 18: rapport.segmentation.v1.Segment.update_time:type_name -> google.protobuf.Timestamp
+	17,  // 19: rapport.segmentation.v1.CreateSegmentRequest.segment:type_name -> rapport.segmentation.v1.Segment
+	17,  // 20: rapport.segmentation.v1.CreateSegmentResponse.segment:type_name -> rapport.segmentation.v1.Segment
+	17,  // 21: rapport.segmentation.v1.GetSegmentResponse.segment:type_name -> rapport.segmentation.v1.Segment
+	17,  // 22: rapport.segmentation.v1.ListSegmentsResponse.segments:type_name -> rapport.segmentation.v1.Segment
+	17,  // 23: rapport.segmentation.v1.UpdateSegmentRequest.segment:type_name -> rapport.segmentation.v1.Segment
+	81,  // 24: rapport.segmentation.v1.UpdateSegmentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	17,  // 25: rapport.segmentation.v1.UpdateSegmentResponse.segment:type_name -> rapport.segmentation.v1.Segment
+	80,  // 26: rapport.segmentation.v1.Member.enter_time:type_name -> google.protobuf.Timestamp
+	35,  // 27: rapport.segmentation.v1.ListSegmentMembersResponse.members:type_name -> rapport.segmentation.v1.Member
+	35,  // 28: rapport.segmentation.v1.ExportSegmentMembersResponse.members:type_name -> rapport.segmentation.v1.Member
+	80,  // 29: rapport.segmentation.v1.MembershipEvent.time:type_name -> google.protobuf.Timestamp
+	39,  // 30: rapport.segmentation.v1.ExplainMembershipResponse.clauses:type_name -> rapport.segmentation.v1.Clause
+	80,  // 31: rapport.segmentation.v1.ExplainMembershipResponse.evaluate_time:type_name -> google.protobuf.Timestamp
+	40,  // 32: rapport.segmentation.v1.ExplainMembershipResponse.history:type_name -> rapport.segmentation.v1.MembershipEvent
+	80,  // 33: rapport.segmentation.v1.ExplainMembershipResponse.next_evaluate_time:type_name -> google.protobuf.Timestamp
+	80,  // 34: rapport.segmentation.v1.SegmentSize.day:type_name -> google.protobuf.Timestamp
+	46,  // 35: rapport.segmentation.v1.GetSegmentSizesResponse.sizes:type_name -> rapport.segmentation.v1.SegmentSize
+	1,   // 36: rapport.segmentation.v1.TierStat.tier:type_name -> rapport.segmentation.v1.Tier
+	48,  // 37: rapport.segmentation.v1.GetPyramidReportResponse.tiers:type_name -> rapport.segmentation.v1.TierStat
+	80,  // 38: rapport.segmentation.v1.GetPyramidReportResponse.score_time:type_name -> google.protobuf.Timestamp
+	2,   // 39: rapport.segmentation.v1.QuadrantStat.quadrant:type_name -> rapport.segmentation.v1.Quadrant
+	51,  // 40: rapport.segmentation.v1.GetQuadrantReportResponse.quadrants:type_name -> rapport.segmentation.v1.QuadrantStat
+	80,  // 41: rapport.segmentation.v1.GetQuadrantReportResponse.score_time:type_name -> google.protobuf.Timestamp
+	0,   // 42: rapport.segmentation.v1.RfmGroupStat.group:type_name -> rapport.segmentation.v1.RfmGroup
+	55,  // 43: rapport.segmentation.v1.GetRfmReportResponse.cells:type_name -> rapport.segmentation.v1.RfmCell
+	56,  // 44: rapport.segmentation.v1.GetRfmReportResponse.groups:type_name -> rapport.segmentation.v1.RfmGroupStat
+	80,  // 45: rapport.segmentation.v1.GetRfmReportResponse.score_time:type_name -> google.protobuf.Timestamp
+	5,   // 46: rapport.segmentation.v1.Settings.value_measure:type_name -> rapport.segmentation.v1.ValueMeasure
+	7,   // 47: rapport.segmentation.v1.Settings.loyalty_measure:type_name -> rapport.segmentation.v1.LoyaltyMeasure
+	6,   // 48: rapport.segmentation.v1.Settings.value_model_unit:type_name -> rapport.segmentation.v1.TimeUnit
+	58,  // 49: rapport.segmentation.v1.GetSettingsResponse.settings:type_name -> rapport.segmentation.v1.Settings
+	58,  // 50: rapport.segmentation.v1.UpdateSettingsRequest.settings:type_name -> rapport.segmentation.v1.Settings
+	81,  // 51: rapport.segmentation.v1.UpdateSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	58,  // 52: rapport.segmentation.v1.UpdateSettingsResponse.settings:type_name -> rapport.segmentation.v1.Settings
+	80,  // 53: rapport.segmentation.v1.MembershipChange.time:type_name -> google.protobuf.Timestamp
+	12,  // 54: rapport.segmentation.v1.ScoresChange.before:type_name -> rapport.segmentation.v1.Scores
+	12,  // 55: rapport.segmentation.v1.ScoresChange.after:type_name -> rapport.segmentation.v1.Scores
+	3,   // 56: rapport.segmentation.v1.ActivityChange.before:type_name -> rapport.segmentation.v1.Activity
+	3,   // 57: rapport.segmentation.v1.ActivityChange.after:type_name -> rapport.segmentation.v1.Activity
+	80,  // 58: rapport.segmentation.v1.ActivityChange.time:type_name -> google.protobuf.Timestamp
+	66,  // 59: rapport.segmentation.v1.BgNbdFit.params:type_name -> rapport.segmentation.v1.BgNbdParams
+	66,  // 60: rapport.segmentation.v1.BgNbdFit.std_err:type_name -> rapport.segmentation.v1.BgNbdParams
+	82,  // 61: rapport.segmentation.v1.BgNbdFit.duration:type_name -> google.protobuf.Duration
+	68,  // 62: rapport.segmentation.v1.GammaGammaFit.params:type_name -> rapport.segmentation.v1.GammaGammaParams
+	68,  // 63: rapport.segmentation.v1.GammaGammaFit.std_err:type_name -> rapport.segmentation.v1.GammaGammaParams
+	82,  // 64: rapport.segmentation.v1.GammaGammaFit.duration:type_name -> google.protobuf.Duration
+	80,  // 65: rapport.segmentation.v1.Backtest.end:type_name -> google.protobuf.Timestamp
+	8,   // 66: rapport.segmentation.v1.ValueModelFit.state:type_name -> rapport.segmentation.v1.FitState
+	9,   // 67: rapport.segmentation.v1.ValueModelFit.trigger:type_name -> rapport.segmentation.v1.FitTrigger
+	80,  // 68: rapport.segmentation.v1.ValueModelFit.as_of:type_name -> google.protobuf.Timestamp
+	6,   // 69: rapport.segmentation.v1.ValueModelFit.time_unit:type_name -> rapport.segmentation.v1.TimeUnit
+	80,  // 70: rapport.segmentation.v1.ValueModelFit.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 71: rapport.segmentation.v1.ValueModelFit.finish_time:type_name -> google.protobuf.Timestamp
+	67,  // 72: rapport.segmentation.v1.ValueModelFit.bg_nbd:type_name -> rapport.segmentation.v1.BgNbdFit
+	69,  // 73: rapport.segmentation.v1.ValueModelFit.gamma_gamma:type_name -> rapport.segmentation.v1.GammaGammaFit
+	70,  // 74: rapport.segmentation.v1.ValueModelFit.backtest:type_name -> rapport.segmentation.v1.Backtest
+	82,  // 75: rapport.segmentation.v1.ValueModelFit.fit_time:type_name -> google.protobuf.Duration
+	80,  // 76: rapport.segmentation.v1.FitValueModelRequest.as_of:type_name -> google.protobuf.Timestamp
+	6,   // 77: rapport.segmentation.v1.FitValueModelRequest.time_unit:type_name -> rapport.segmentation.v1.TimeUnit
+	80,  // 78: rapport.segmentation.v1.FitValueModelRequest.holdout_end:type_name -> google.protobuf.Timestamp
+	71,  // 79: rapport.segmentation.v1.FitValueModelResponse.fit:type_name -> rapport.segmentation.v1.ValueModelFit
+	71,  // 80: rapport.segmentation.v1.GetValueModelFitResponse.fit:type_name -> rapport.segmentation.v1.ValueModelFit
+	71,  // 81: rapport.segmentation.v1.ListValueModelFitsResponse.fits:type_name -> rapport.segmentation.v1.ValueModelFit
+	83,  // 82: rapport.segmentation.v1.FollowChangesResponse.event:type_name -> rapport.feed.v1.Event
+	15,  // 83: rapport.segmentation.v1.SegmentationService.GetCustomerScores:input_type -> rapport.segmentation.v1.GetCustomerScoresRequest
+	18,  // 84: rapport.segmentation.v1.SegmentationService.CreateSegment:input_type -> rapport.segmentation.v1.CreateSegmentRequest
+	20,  // 85: rapport.segmentation.v1.SegmentationService.GetSegment:input_type -> rapport.segmentation.v1.GetSegmentRequest
+	22,  // 86: rapport.segmentation.v1.SegmentationService.ListSegments:input_type -> rapport.segmentation.v1.ListSegmentsRequest
+	24,  // 87: rapport.segmentation.v1.SegmentationService.UpdateSegment:input_type -> rapport.segmentation.v1.UpdateSegmentRequest
+	26,  // 88: rapport.segmentation.v1.SegmentationService.DeleteSegment:input_type -> rapport.segmentation.v1.DeleteSegmentRequest
+	28,  // 89: rapport.segmentation.v1.SegmentationService.PreviewSegment:input_type -> rapport.segmentation.v1.PreviewSegmentRequest
+	30,  // 90: rapport.segmentation.v1.SegmentationService.AddSegmentMembers:input_type -> rapport.segmentation.v1.AddSegmentMembersRequest
+	32,  // 91: rapport.segmentation.v1.SegmentationService.RemoveSegmentMembers:input_type -> rapport.segmentation.v1.RemoveSegmentMembersRequest
+	34,  // 92: rapport.segmentation.v1.SegmentationService.ListSegmentMembers:input_type -> rapport.segmentation.v1.ListSegmentMembersRequest
+	37,  // 93: rapport.segmentation.v1.SegmentationService.ExportSegmentMembers:input_type -> rapport.segmentation.v1.ExportSegmentMembersRequest
+	41,  // 94: rapport.segmentation.v1.SegmentationService.ExplainMembership:input_type -> rapport.segmentation.v1.ExplainMembershipRequest
+	43,  // 95: rapport.segmentation.v1.SegmentationService.ReevaluateSegment:input_type -> rapport.segmentation.v1.ReevaluateSegmentRequest
+	45,  // 96: rapport.segmentation.v1.SegmentationService.GetSegmentSizes:input_type -> rapport.segmentation.v1.GetSegmentSizesRequest
+	49,  // 97: rapport.segmentation.v1.SegmentationService.GetPyramidReport:input_type -> rapport.segmentation.v1.GetPyramidReportRequest
+	52,  // 98: rapport.segmentation.v1.SegmentationService.GetQuadrantReport:input_type -> rapport.segmentation.v1.GetQuadrantReportRequest
+	54,  // 99: rapport.segmentation.v1.SegmentationService.GetRfmReport:input_type -> rapport.segmentation.v1.GetRfmReportRequest
+	59,  // 100: rapport.segmentation.v1.SegmentationService.GetSettings:input_type -> rapport.segmentation.v1.GetSettingsRequest
+	61,  // 101: rapport.segmentation.v1.SegmentationService.UpdateSettings:input_type -> rapport.segmentation.v1.UpdateSettingsRequest
+	72,  // 102: rapport.segmentation.v1.SegmentationService.FitValueModel:input_type -> rapport.segmentation.v1.FitValueModelRequest
+	74,  // 103: rapport.segmentation.v1.SegmentationService.GetValueModelFit:input_type -> rapport.segmentation.v1.GetValueModelFitRequest
+	76,  // 104: rapport.segmentation.v1.SegmentationService.ListValueModelFits:input_type -> rapport.segmentation.v1.ListValueModelFitsRequest
+	78,  // 105: rapport.segmentation.v1.SegmentationService.FollowChanges:input_type -> rapport.segmentation.v1.FollowChangesRequest
+	16,  // 106: rapport.segmentation.v1.SegmentationService.GetCustomerScores:output_type -> rapport.segmentation.v1.GetCustomerScoresResponse
+	19,  // 107: rapport.segmentation.v1.SegmentationService.CreateSegment:output_type -> rapport.segmentation.v1.CreateSegmentResponse
+	21,  // 108: rapport.segmentation.v1.SegmentationService.GetSegment:output_type -> rapport.segmentation.v1.GetSegmentResponse
+	23,  // 109: rapport.segmentation.v1.SegmentationService.ListSegments:output_type -> rapport.segmentation.v1.ListSegmentsResponse
+	25,  // 110: rapport.segmentation.v1.SegmentationService.UpdateSegment:output_type -> rapport.segmentation.v1.UpdateSegmentResponse
+	27,  // 111: rapport.segmentation.v1.SegmentationService.DeleteSegment:output_type -> rapport.segmentation.v1.DeleteSegmentResponse
+	29,  // 112: rapport.segmentation.v1.SegmentationService.PreviewSegment:output_type -> rapport.segmentation.v1.PreviewSegmentResponse
+	31,  // 113: rapport.segmentation.v1.SegmentationService.AddSegmentMembers:output_type -> rapport.segmentation.v1.AddSegmentMembersResponse
+	33,  // 114: rapport.segmentation.v1.SegmentationService.RemoveSegmentMembers:output_type -> rapport.segmentation.v1.RemoveSegmentMembersResponse
+	36,  // 115: rapport.segmentation.v1.SegmentationService.ListSegmentMembers:output_type -> rapport.segmentation.v1.ListSegmentMembersResponse
+	38,  // 116: rapport.segmentation.v1.SegmentationService.ExportSegmentMembers:output_type -> rapport.segmentation.v1.ExportSegmentMembersResponse
+	42,  // 117: rapport.segmentation.v1.SegmentationService.ExplainMembership:output_type -> rapport.segmentation.v1.ExplainMembershipResponse
+	44,  // 118: rapport.segmentation.v1.SegmentationService.ReevaluateSegment:output_type -> rapport.segmentation.v1.ReevaluateSegmentResponse
+	47,  // 119: rapport.segmentation.v1.SegmentationService.GetSegmentSizes:output_type -> rapport.segmentation.v1.GetSegmentSizesResponse
+	50,  // 120: rapport.segmentation.v1.SegmentationService.GetPyramidReport:output_type -> rapport.segmentation.v1.GetPyramidReportResponse
+	53,  // 121: rapport.segmentation.v1.SegmentationService.GetQuadrantReport:output_type -> rapport.segmentation.v1.GetQuadrantReportResponse
+	57,  // 122: rapport.segmentation.v1.SegmentationService.GetRfmReport:output_type -> rapport.segmentation.v1.GetRfmReportResponse
+	60,  // 123: rapport.segmentation.v1.SegmentationService.GetSettings:output_type -> rapport.segmentation.v1.GetSettingsResponse
+	62,  // 124: rapport.segmentation.v1.SegmentationService.UpdateSettings:output_type -> rapport.segmentation.v1.UpdateSettingsResponse
+	73,  // 125: rapport.segmentation.v1.SegmentationService.FitValueModel:output_type -> rapport.segmentation.v1.FitValueModelResponse
+	75,  // 126: rapport.segmentation.v1.SegmentationService.GetValueModelFit:output_type -> rapport.segmentation.v1.GetValueModelFitResponse
+	77,  // 127: rapport.segmentation.v1.SegmentationService.ListValueModelFits:output_type -> rapport.segmentation.v1.ListValueModelFitsResponse
+	79,  // 128: rapport.segmentation.v1.SegmentationService.FollowChanges:output_type -> rapport.segmentation.v1.FollowChangesResponse
+	106, // [106:129] is the sub-list for method output_type
+	83,  // [83:106] is the sub-list for method input_type
+	83,  // [83:83] is the sub-list for extension type_name
+	83,  // [83:83] is the sub-list for extension extendee
+	0,   // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_rapport_segmentation_v1_segmentation_proto_init() }
@@ -4321,13 +5936,14 @@ func file_rapport_segmentation_v1_segmentation_proto_init() {
 	if File_rapport_segmentation_v1_segmentation_proto != nil {
 		return
 	}
+	file_rapport_segmentation_v1_segmentation_proto_msgTypes[62].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rapport_segmentation_v1_segmentation_proto_rawDesc), len(file_rapport_segmentation_v1_segmentation_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   56,
+			NumEnums:      10,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,9 @@ const (
 	SegmentationService_GetRfmReport_FullMethodName         = "/rapport.segmentation.v1.SegmentationService/GetRfmReport"
 	SegmentationService_GetSettings_FullMethodName          = "/rapport.segmentation.v1.SegmentationService/GetSettings"
 	SegmentationService_UpdateSettings_FullMethodName       = "/rapport.segmentation.v1.SegmentationService/UpdateSettings"
+	SegmentationService_FitValueModel_FullMethodName        = "/rapport.segmentation.v1.SegmentationService/FitValueModel"
+	SegmentationService_GetValueModelFit_FullMethodName     = "/rapport.segmentation.v1.SegmentationService/GetValueModelFit"
+	SegmentationService_ListValueModelFits_FullMethodName   = "/rapport.segmentation.v1.SegmentationService/ListValueModelFits"
 	SegmentationService_FollowChanges_FullMethodName        = "/rapport.segmentation.v1.SegmentationService/FollowChanges"
 )
 
@@ -101,9 +104,22 @@ type SegmentationServiceClient interface {
 	GetSettings(ctx context.Context, in *GetSettingsRequest, opts ...grpc.CallOption) (*GetSettingsResponse, error)
 	// UpdateSettings changes the tenant's scoring settings and rescores every customer.
 	UpdateSettings(ctx context.Context, in *UpdateSettingsRequest, opts ...grpc.CallOption) (*UpdateSettingsResponse, error)
+	// FitValueModel fits the tenant's customer value models — BG/NBD for
+	// purchase counts and Gamma-Gamma for spend — on the purchase history up
+	// to as_of. The fit runs in the background; with wait it returns when the
+	// fit has finished. A retry with the same fit_id returns the same fit
+	// (running or finished) and never starts a second one; the same id with
+	// other parameters fails with ALREADY_EXISTS.
+	FitValueModel(ctx context.Context, in *FitValueModelRequest, opts ...grpc.CallOption) (*FitValueModelResponse, error)
+	// GetValueModelFit returns one fit; the fit_id "current" names the fit
+	// the tenant's scores use.
+	GetValueModelFit(ctx context.Context, in *GetValueModelFitRequest, opts ...grpc.CallOption) (*GetValueModelFitResponse, error)
+	// ListValueModelFits lists the tenant's fits, newest first.
+	ListValueModelFits(ctx context.Context, in *ListValueModelFitsRequest, opts ...grpc.CallOption) (*ListValueModelFitsResponse, error)
 	// FollowChanges streams the segmentation change feed after a cursor:
 	// "segment.entered", "segment.left" (payload MembershipChange),
-	// "scores.changed" (payload ScoresChange: tier, RFM group or quadrant).
+	// "scores.changed" (payload ScoresChange: tier, RFM group, quadrant or
+	// activity), "activity.changed" (payload ActivityChange).
 	FollowChanges(ctx context.Context, in *FollowChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowChangesResponse], error)
 }
 
@@ -314,6 +330,36 @@ func (c *segmentationServiceClient) UpdateSettings(ctx context.Context, in *Upda
 	return out, nil
 }
 
+func (c *segmentationServiceClient) FitValueModel(ctx context.Context, in *FitValueModelRequest, opts ...grpc.CallOption) (*FitValueModelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FitValueModelResponse)
+	err := c.cc.Invoke(ctx, SegmentationService_FitValueModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *segmentationServiceClient) GetValueModelFit(ctx context.Context, in *GetValueModelFitRequest, opts ...grpc.CallOption) (*GetValueModelFitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetValueModelFitResponse)
+	err := c.cc.Invoke(ctx, SegmentationService_GetValueModelFit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *segmentationServiceClient) ListValueModelFits(ctx context.Context, in *ListValueModelFitsRequest, opts ...grpc.CallOption) (*ListValueModelFitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListValueModelFitsResponse)
+	err := c.cc.Invoke(ctx, SegmentationService_ListValueModelFits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *segmentationServiceClient) FollowChanges(ctx context.Context, in *FollowChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowChangesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &SegmentationService_ServiceDesc.Streams[1], SegmentationService_FollowChanges_FullMethodName, cOpts...)
@@ -393,9 +439,22 @@ type SegmentationServiceServer interface {
 	GetSettings(context.Context, *GetSettingsRequest) (*GetSettingsResponse, error)
 	// UpdateSettings changes the tenant's scoring settings and rescores every customer.
 	UpdateSettings(context.Context, *UpdateSettingsRequest) (*UpdateSettingsResponse, error)
+	// FitValueModel fits the tenant's customer value models — BG/NBD for
+	// purchase counts and Gamma-Gamma for spend — on the purchase history up
+	// to as_of. The fit runs in the background; with wait it returns when the
+	// fit has finished. A retry with the same fit_id returns the same fit
+	// (running or finished) and never starts a second one; the same id with
+	// other parameters fails with ALREADY_EXISTS.
+	FitValueModel(context.Context, *FitValueModelRequest) (*FitValueModelResponse, error)
+	// GetValueModelFit returns one fit; the fit_id "current" names the fit
+	// the tenant's scores use.
+	GetValueModelFit(context.Context, *GetValueModelFitRequest) (*GetValueModelFitResponse, error)
+	// ListValueModelFits lists the tenant's fits, newest first.
+	ListValueModelFits(context.Context, *ListValueModelFitsRequest) (*ListValueModelFitsResponse, error)
 	// FollowChanges streams the segmentation change feed after a cursor:
 	// "segment.entered", "segment.left" (payload MembershipChange),
-	// "scores.changed" (payload ScoresChange: tier, RFM group or quadrant).
+	// "scores.changed" (payload ScoresChange: tier, RFM group, quadrant or
+	// activity), "activity.changed" (payload ActivityChange).
 	FollowChanges(*FollowChangesRequest, grpc.ServerStreamingServer[FollowChangesResponse]) error
 	mustEmbedUnimplementedSegmentationServiceServer()
 }
@@ -463,6 +522,15 @@ func (UnimplementedSegmentationServiceServer) GetSettings(context.Context, *GetS
 }
 func (UnimplementedSegmentationServiceServer) UpdateSettings(context.Context, *UpdateSettingsRequest) (*UpdateSettingsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateSettings not implemented")
+}
+func (UnimplementedSegmentationServiceServer) FitValueModel(context.Context, *FitValueModelRequest) (*FitValueModelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FitValueModel not implemented")
+}
+func (UnimplementedSegmentationServiceServer) GetValueModelFit(context.Context, *GetValueModelFitRequest) (*GetValueModelFitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetValueModelFit not implemented")
+}
+func (UnimplementedSegmentationServiceServer) ListValueModelFits(context.Context, *ListValueModelFitsRequest) (*ListValueModelFitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListValueModelFits not implemented")
 }
 func (UnimplementedSegmentationServiceServer) FollowChanges(*FollowChangesRequest, grpc.ServerStreamingServer[FollowChangesResponse]) error {
 	return status.Error(codes.Unimplemented, "method FollowChanges not implemented")
@@ -823,6 +891,60 @@ func _SegmentationService_UpdateSettings_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SegmentationService_FitValueModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FitValueModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SegmentationServiceServer).FitValueModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SegmentationService_FitValueModel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SegmentationServiceServer).FitValueModel(ctx, req.(*FitValueModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SegmentationService_GetValueModelFit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetValueModelFitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SegmentationServiceServer).GetValueModelFit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SegmentationService_GetValueModelFit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SegmentationServiceServer).GetValueModelFit(ctx, req.(*GetValueModelFitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SegmentationService_ListValueModelFits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListValueModelFitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SegmentationServiceServer).ListValueModelFits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SegmentationService_ListValueModelFits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SegmentationServiceServer).ListValueModelFits(ctx, req.(*ListValueModelFitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SegmentationService_FollowChanges_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(FollowChangesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -912,6 +1034,18 @@ var SegmentationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateSettings",
 			Handler:    _SegmentationService_UpdateSettings_Handler,
+		},
+		{
+			MethodName: "FitValueModel",
+			Handler:    _SegmentationService_FitValueModel_Handler,
+		},
+		{
+			MethodName: "GetValueModelFit",
+			Handler:    _SegmentationService_GetValueModelFit_Handler,
+		},
+		{
+			MethodName: "ListValueModelFits",
+			Handler:    _SegmentationService_ListValueModelFits_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
