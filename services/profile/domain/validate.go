@@ -312,7 +312,7 @@ func (e *Event) Validate(now time.Time) error {
 	}
 	if p := e.Purchase; p != nil {
 		checkID(&v, "purchase.order_id", p.OrderID, true)
-		checkMoney(&v, "purchase.amount", p.Amount, true)
+		checkMoney(&v, "purchase.amount", p.Amount, false) // free orders are purchases too
 		if p.Discount != (Money{}) {
 			checkMoney(&v, "purchase.discount", p.Discount, false)
 			if p.Discount.Currency != p.Amount.Currency {

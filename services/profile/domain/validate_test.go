@@ -236,7 +236,7 @@ func TestEventValidate(t *testing.T) {
 		{"no kind", withKind(func(*domain.Event) {}), func(*domain.Event) {}, []string{"kind"}},
 		{"two kinds", purchaseEvent, func(e *domain.Event) { e.Referral = &domain.Referral{} }, []string{"kind"}},
 		{"lower-case currency", purchaseEvent, func(e *domain.Event) { e.Purchase.Amount.Currency = "cny"; e.Purchase.Discount = domain.Money{} }, []string{"purchase.amount.currency"}},
-		{"zero amount", purchaseEvent, func(e *domain.Event) { e.Purchase.Amount.Minor = 0 }, []string{"purchase.amount.amount_minor"}},
+		{"negative amount", purchaseEvent, func(e *domain.Event) { e.Purchase.Amount.Minor = -1 }, []string{"purchase.amount.amount_minor"}},
 		{"negative amount", purchaseEvent, func(e *domain.Event) { e.Purchase.Amount.Minor = -5 }, []string{"purchase.amount.amount_minor"}},
 		{"missing order id", purchaseEvent, func(e *domain.Event) { e.Purchase.OrderID = "" }, []string{"purchase.order_id"}},
 		{"discount in another currency", purchaseEvent, func(e *domain.Event) { e.Purchase.Discount.Currency = "USD" }, []string{"purchase.discount.currency"}},

@@ -129,7 +129,8 @@ func (r *row) setCustomer(raw, prefix string) string {
 
 // setMoney fills the amount from the signed amount and quantity. A negative
 // quantity or amount is money going back to the customer: the row becomes a
-// refund of the absolute value.
+// refund of the absolute value. A purchase may cost nothing (a free or fully
+// discounted order is still a transaction); a refund of nothing is rejected.
 func (r *row) setMoney(amount, quantity int64, unitPrice bool) string {
 	if quantity == 0 {
 		return reasonZeroQuantity
@@ -150,7 +151,7 @@ func (r *row) setMoney(amount, quantity int64, unitPrice bool) string {
 		}
 		r.unitPrice, amount = amount, total
 	}
-	if amount == 0 {
+	if amount == 0 && r.refund {
 		return reasonZeroAmount
 	}
 	r.amount, r.quantity = amount, quantity
