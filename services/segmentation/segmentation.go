@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
 	"rapport.dev/platform/component"
+	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/grpcserver"
@@ -88,6 +90,7 @@ type Service struct {
 	server   *grpcserver.Server
 	profile  *grpc.ClientConn
 	follower *feed.Follower
+	applied  *progress
 }
 
 // New opens the bbolt file, dials the profile service and builds the server.
@@ -115,6 +118,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	profiles := profilev1.NewProfileServiceClient(conn)
+	cursor, err := feed.Cursor(db, followerName)
+	if err != nil {
+		conn.Close()
+		db.Close()
+		return nil, err
+	}
+	applied := newProgress(cursor)
 	follower := &feed.Follower{
 		Name: followerName,
 		DB:   db,
@@ -127,12 +137,85 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return profileStream{stream}, nil
 		},
 		Handle:         st.ApplyProfileEvent,
+		Applied:        applied.set,
 		Logger:         log,
 		TracerProvider: deps.TracerProvider,
 	}
 	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
-	segmentationv1.RegisterSegmentationServiceServer(srv.GRPC, api.New(st, feedLog, log))
-	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st, server: srv, profile: conn, follower: follower}, nil
+	a := api.New(st, feedLog, log)
+	a.CaughtUp = func(ctx context.Context) error { return caughtUp(ctx, profiles, applied) }
+	segmentationv1.RegisterSegmentationServiceServer(srv.GRPC, a)
+	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st, server: srv, profile: conn, follower: follower, applied: applied}, nil
+}
+
+// progress is the profile follower's cursor, with a signal when it moves.
+type progress struct {
+	mu      sync.Mutex
+	cursor  uint64
+	changed chan struct{}
+}
+
+func newProgress(cursor uint64) *progress {
+	return &progress{cursor: cursor, changed: make(chan struct{})}
+}
+
+func (p *progress) set(cursor uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cursor = cursor
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// waitFor returns once the cursor reaches seq, or ctx's error.
+func (p *progress) waitFor(ctx context.Context, seq uint64) error {
+	for {
+		p.mu.Lock()
+		cursor, changed := p.cursor, p.changed
+		p.mu.Unlock()
+		if cursor >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// catchUpTimeout bounds how long a call waits for the follower.
+const catchUpTimeout = time.Minute
+
+// caughtUp returns once the follower has applied every profile event that
+// existed when it was called: it reads the profile feed from the follower's
+// cursor to its end (usually nothing) and waits for the cursor to get
+// there. It fails with UNAVAILABLE when that takes longer than a minute.
+func caughtUp(ctx context.Context, profiles profilev1.ProfileServiceClient, applied *progress) error {
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	applied.mu.Lock()
+	head := applied.cursor
+	applied.mu.Unlock()
+	stream, err := profiles.FollowChanges(tenancy.WithTenant(ctx, tenancy.All),
+		&profilev1.FollowChangesRequest{AfterSequence: head, Wait: false})
+	if err != nil {
+		return fmt.Errorf("reading the profile feed's end: %w: %w", err, fault.ErrUnavailable)
+	}
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading the profile feed's end: %w: %w", err, fault.ErrUnavailable)
+		}
+		head = max(head, m.GetEvent().GetSequence())
+	}
+	if err := applied.waitFor(ctx, head); err != nil {
+		return fmt.Errorf("segmentation has not caught up with the profile feed (sequence %d): %w: %w", head, err, fault.ErrUnavailable)
+	}
+	return nil
 }
 
 // profileStream adapts the profile feed stream to feed.Stream.

@@ -31,6 +31,10 @@ type Server struct {
 	store *store.Store
 	feed  *feed.Log
 	log   *slog.Logger
+	// CaughtUp, when set, returns once every profile event recorded before
+	// the call has been applied; FitValueModel calls it so that a fit sees
+	// what was recorded before it was asked for.
+	CaughtUp func(ctx context.Context) error
 }
 
 // New returns the gRPC API over the store.

@@ -39,6 +39,11 @@ func (s *Server) FitValueModel(ctx context.Context, req *segmentationv1.FitValue
 	if err := v.Err(); err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	if s.CaughtUp != nil {
+		if err := s.CaughtUp(ctx); err != nil {
+			return nil, s.fail(ctx, err)
+		}
+	}
 	fit, err := s.store.RequestFit(ctx, tenant, in)
 	if err != nil {
 		return nil, s.fail(ctx, err)

@@ -470,13 +470,14 @@ func (s *Store) fitModels(ctx context.Context, tenant string, f *Fit) error {
 }
 
 // modelPurchases appends the purchases the value model counts: those in
-// the reporting currency (every currency when it is empty) with something
-// left after refunds, at their net amount. State purchases are sorted by
+// the reporting currency (every currency when it is empty), at their amount
+// net of refunds, except those refunded in full (a free order, which cost
+// nothing in the first place, still counts). State purchases are sorted by
 // time, and so is the result.
 func modelPurchases(buf []valuemodel.Purchase, st *domain.State, currency string) []valuemodel.Purchase {
 	for i := range st.Purchases {
 		p := &st.Purchases[i]
-		if (currency != "" && p.Currency != currency) || p.Net() <= 0 {
+		if (currency != "" && p.Currency != currency) || (p.Refunded > 0 && p.Net() <= 0) {
 			continue
 		}
 		buf = append(buf, valuemodel.Purchase{At: p.At, Amount: p.Net()})
