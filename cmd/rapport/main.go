@@ -23,6 +23,7 @@ usage:
   rapport serve  [flags]   run the suite, or one component of it (--target)
   rapport import [flags] FILE
                            load purchase histories from CSV through the gRPC API
+  rapport fit    [flags]   fit a tenant's value models (BG/NBD, Gamma-Gamma) and print them
   rapport load   [flags]   measure durable writes, batched ingest and gateway reads (BENCHMARKS.md)
   rapport bench segmentation [flags]
                            measure segmentation freshness and full re-evaluation (BENCHMARKS-SEGMENTATION.md)
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, rest)
 	case "import":
 		return importCmd(ctx, rest)
+	case "fit":
+		return fitCmd(ctx, rest)
 	case "load":
 		return loadCmd(ctx, rest)
 	case "bench":
