@@ -109,6 +109,15 @@ func parseInstant(name, s string) (*timestamppb.Timestamp, error) {
 	return nil, fmt.Errorf("fit: --%s: %q is neither YYYY-MM-DD nor RFC 3339", name, s)
 }
 
+// evaluations says how many likelihood evaluations a fit took, with those
+// of its warm start on a subsample.
+func evaluations(full, warm, warmRows int64) string {
+	if warmRows == 0 {
+		return fmt.Sprint(full)
+	}
+	return fmt.Sprintf("%d (after %d on %d rows)", full, warm, warmRows)
+}
+
 // printFit writes a fit as a table.
 func printFit(w io.Writer, f *segmentationv1.ValueModelFit) error {
 	unit := strings.ToLower(strings.TrimPrefix(f.TimeUnit.String(), "TIME_UNIT_"))
@@ -127,7 +136,7 @@ func printFit(w io.Writer, f *segmentationv1.ValueModelFit) error {
 		row("a", num(p.A), num(se.A))
 		row("b", num(p.B), num(se.B))
 		row("log-likelihood", fmt.Sprintf("%.2f", bg.LogLikelihood), "")
-		row("likelihood evaluations", fmt.Sprint(bg.Evaluations), "")
+		row("likelihood evaluations", evaluations(bg.Evaluations, bg.WarmStartEvaluations, bg.WarmStartRows), "")
 	}
 	if gg := f.GammaGamma; gg != nil {
 		row("", "", "")
@@ -137,6 +146,7 @@ func printFit(w io.Writer, f *segmentationv1.ValueModelFit) error {
 		row("q", num(p.Q), num(se.Q))
 		row("γ (gamma, major units)", num(p.Gamma), num(se.Gamma))
 		row("log-likelihood", fmt.Sprintf("%.2f", gg.LogLikelihood), "")
+		row("likelihood evaluations", evaluations(gg.Evaluations, gg.WarmStartEvaluations, gg.WarmStartRows), "")
 	}
 	if bt := f.Backtest; bt != nil {
 		row("", "", "")

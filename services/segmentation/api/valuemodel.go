@@ -128,12 +128,13 @@ func fitToProto(f *store.Fit) *segmentationv1.ValueModelFit {
 	if bg := f.BG; bg != nil {
 		out.BgNbd = &segmentationv1.BgNbdFit{Params: bgToProto(bg.Params), StdErr: bgToProto(bg.StdErr),
 			LogLikelihood: bg.LogLikelihood, Evaluations: int64(bg.Evaluations), Customers: int64(bg.Customers),
-			RepeatBuyers: int64(bg.RepeatBuyers), Duration: duration(bg.Duration)}
+			RepeatBuyers: int64(bg.RepeatBuyers), Duration: duration(bg.Duration),
+			WarmStartRows: int64(bg.WarmRows), WarmStartEvaluations: int64(bg.WarmEvals)}
 	}
 	if gg := f.GG; gg != nil {
 		out.GammaGamma = &segmentationv1.GammaGammaFit{Params: ggToProto(gg.Params), StdErr: ggToProto(gg.StdErr),
 			LogLikelihood: gg.LogLikelihood, Evaluations: int64(gg.Evaluations), Customers: int64(gg.Customers),
-			Duration: duration(gg.Duration)}
+			Duration: duration(gg.Duration), WarmStartRows: int64(gg.WarmRows), WarmStartEvaluations: int64(gg.WarmEvals)}
 	}
 	if b := f.Backtest; b != nil {
 		out.Backtest = &segmentationv1.Backtest{End: convert.Timestamp(b.End), Length: b.Length,

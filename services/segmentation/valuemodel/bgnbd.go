@@ -36,6 +36,11 @@ type BGNBDFit struct {
 	// distinct (x, t_x, T) the likelihood is summed over (customers with
 	// equal histories share a weighted row).
 	Customers, RepeatBuyers, Rows int
+	// WarmRows and WarmEvaluations describe the first stage on a subsample
+	// of the rows, when the data are wide enough for one (0 otherwise):
+	// its rows and its likelihood evaluations, which Evaluations does not
+	// count.
+	WarmRows, WarmEvaluations int
 }
 
 // LogLikelihood returns the log-likelihood of one customer's (x, t_x, T):
@@ -174,6 +179,22 @@ func compressBG(data []Summary) bgRows {
 	return r
 }
 
+// every returns every k-th row, weighted to the same total.
+func (rows *bgRows) every(k int) bgRows {
+	var out bgRows
+	out.xs = rows.xs
+	scale := subsample(rows.w, k, func(i int) {
+		out.xi = append(out.xi, rows.xi[i])
+		out.tx = append(out.tx, rows.tx[i])
+		out.t = append(out.t, rows.t[i])
+		out.w = append(out.w, rows.w[i])
+	})
+	for i := range out.w {
+		out.w[i] *= scale
+	}
+	return out
+}
+
 // nll returns the negative log-likelihood of the rows at θ = exp(u),
 // u = (ln r, ln α, ln a, ln b), and its gradient in u when grad is not nil.
 // The terms that depend on x only are computed once per distinct x.
@@ -302,7 +323,16 @@ func FitBGNBD(ctx context.Context, data []Summary, opts FitOptions) (BGNBDFit, e
 	// Start at r = a = b = 1 with α matching the mean purchase rate r/α to
 	// the sample's mean repeat rate.
 	alpha0 := math.Max(sumT/sumX, 1e-3)
-	u, err := minimize(ctx, obj, []float64{0, math.Log(alpha0), 0, 0})
+	var warm *objective
+	if k := warmStride(len(rows.w)); k > 1 {
+		sub := rows.every(k)
+		warm = &objective{names: obj.names, n: obj.n, eval: func(u, grad []float64) float64 { return sub.nll(u, grad, opts.Workers) }}
+		fit.WarmRows = len(sub.w)
+	}
+	u, err := minimize(ctx, obj, warm, []float64{0, math.Log(alpha0), 0, 0})
+	if warm != nil {
+		fit.WarmEvaluations = warm.passes
+	}
 	fit.Evaluations = obj.passes
 	if err != nil {
 		fit.Duration = time.Since(start)

@@ -282,3 +282,49 @@ func betaRand(rng *rand.Rand, a, b float64) float64 {
 	x, y := gammaRand(rng, a), gammaRand(rng, b)
 	return x / (x + y)
 }
+
+// TestWarmStartFindsTheSameMaximum fits data wide enough for the
+// subsampled first stage and again without it: the warm start may only
+// save time, not move the estimate.
+func TestWarmStartFindsTheSameMaximum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	data := syntheticBG(rng, cdnowParams, 60_000)
+	// Continuous recency makes nearly every customer a row of their own.
+	for i := range data {
+		if data[i].X > 0 {
+			data[i].TX = data[i].T * (0.05 + 0.9*rng.Float64())
+		}
+	}
+	// A smaller subsample than in production, so that the test is quick.
+	defer func(v int) { warmRowsMax = v }(warmRowsMax)
+	warmRowsMax = 3000
+	warm, err := FitBGNBD(context.Background(), data, FitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warm.WarmRows == 0 || warm.WarmRows > 2*warmRowsMax || warm.Rows < 5*warmRowsMax {
+		t.Fatalf("rows %d, warm-start rows %d: the data should be wide enough for a subsample", warm.Rows, warm.WarmRows)
+	}
+	warmRowsMax = 1 << 30
+	cold, err := FitBGNBD(context.Background(), data, FitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cold.WarmRows != 0 {
+		t.Fatalf("the reference fit used a subsample of %d rows", cold.WarmRows)
+	}
+	// Both stop where the gradient vanishes to the same tolerance: the
+	// estimates agree to a small fraction of their standard errors (a and b
+	// lie on a flat ridge here, so that is the meaningful scale).
+	for _, c := range [][3]float64{{warm.Params.R, cold.Params.R, cold.StdErr.R}, {warm.Params.Alpha, cold.Params.Alpha, cold.StdErr.Alpha},
+		{warm.Params.A, cold.Params.A, cold.StdErr.A}, {warm.Params.B, cold.Params.B, cold.StdErr.B}} {
+		if math.Abs(c[0]-c[1]) > 0.01*c[2] {
+			t.Fatalf("with the warm start %+v, without %+v (standard errors %+v)", warm.Params, cold.Params, cold.StdErr)
+		}
+	}
+	if math.Abs(warm.LogLikelihood-cold.LogLikelihood) > 1e-6*math.Abs(cold.LogLikelihood) {
+		t.Errorf("log-likelihood %f with the warm start, %f without", warm.LogLikelihood, cold.LogLikelihood)
+	}
+	t.Logf("%d rows: %d full evaluations after %d on %d rows, against %d without (%v vs %v)",
+		warm.Rows, warm.Evaluations, warm.WarmEvaluations, warm.WarmRows, cold.Evaluations, warm.Duration, cold.Duration)
+}

@@ -33,6 +33,8 @@ type GammaGammaFit struct {
 	// Customers is the number of repeat buyers fitted on; Excluded counts
 	// repeat buyers left out because their mean spend is not positive.
 	Customers, Excluded int
+	// WarmRows and WarmEvaluations are as in BGNBDFit.
+	WarmRows, WarmEvaluations int
 }
 
 // LogLikelihood returns the log density of a repeat buyer's mean spend m̄
@@ -80,6 +82,21 @@ type ggRows struct {
 	m    []float64
 	logm []float64
 	w    []float64
+}
+
+// every returns every k-th row, weighted to the same total.
+func (rows *ggRows) every(k int) ggRows {
+	out := ggRows{xs: rows.xs, logx: rows.logx}
+	scale := subsample(rows.w, k, func(i int) {
+		out.xi = append(out.xi, rows.xi[i])
+		out.m = append(out.m, rows.m[i])
+		out.logm = append(out.logm, rows.logm[i])
+		out.w = append(out.w, rows.w[i])
+	})
+	for i := range out.w {
+		out.w[i] *= scale
+	}
+	return out
 }
 
 func compressGG(data []Summary) ggRows {
@@ -204,7 +221,16 @@ func FitGammaGamma(ctx context.Context, data []Summary, opts FitOptions) (GammaG
 	// Start at p = q = 2 with γ giving the sample mean spend, pγ/(q−1) = m̄,
 	// so the start does not depend on the money unit.
 	mean := sumM / float64(len(buyers))
-	u, err := minimize(ctx, obj, []float64{math.Ln2, math.Ln2, math.Log(mean / 2)})
+	var warm *objective
+	if k := warmStride(len(rows.w)); k > 1 {
+		sub := rows.every(k)
+		warm = &objective{names: obj.names, n: obj.n, eval: func(u, grad []float64) float64 { return sub.nll(u, grad, opts.Workers) }}
+		fit.WarmRows = len(sub.w)
+	}
+	u, err := minimize(ctx, obj, warm, []float64{math.Ln2, math.Ln2, math.Log(mean / 2)})
+	if warm != nil {
+		fit.WarmEvaluations = warm.passes
+	}
 	fit.Evaluations = obj.passes
 	if err != nil {
 		fit.Duration = time.Since(start)

@@ -4337,9 +4337,16 @@ type BgNbdFit struct {
 	// repeat_buyers is how many of them made a repeat purchase.
 	RepeatBuyers int64 `protobuf:"varint,6,opt,name=repeat_buyers,json=repeatBuyers,proto3" json:"repeat_buyers,omitempty"`
 	// duration is the optimizer's wall time.
-	Duration      *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	// warm_start_rows is the size of the subsample of distinct histories the
+	// first, derivative-free stage ran on; 0 when the data were small enough
+	// to use whole.
+	WarmStartRows int64 `protobuf:"varint,8,opt,name=warm_start_rows,json=warmStartRows,proto3" json:"warm_start_rows,omitempty"`
+	// warm_start_evaluations counts that stage's likelihood evaluations
+	// (not counted in evaluations).
+	WarmStartEvaluations int64 `protobuf:"varint,9,opt,name=warm_start_evaluations,json=warmStartEvaluations,proto3" json:"warm_start_evaluations,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *BgNbdFit) Reset() {
@@ -4419,6 +4426,20 @@ func (x *BgNbdFit) GetDuration() *durationpb.Duration {
 		return x.Duration
 	}
 	return nil
+}
+
+func (x *BgNbdFit) GetWarmStartRows() int64 {
+	if x != nil {
+		return x.WarmStartRows
+	}
+	return 0
+}
+
+func (x *BgNbdFit) GetWarmStartEvaluations() int64 {
+	if x != nil {
+		return x.WarmStartEvaluations
+	}
+	return 0
 }
 
 // GammaGammaParams are the Gamma-Gamma parameters: transaction values
@@ -4501,9 +4522,13 @@ type GammaGammaFit struct {
 	// customers is the number of repeat buyers fitted.
 	Customers int64 `protobuf:"varint,5,opt,name=customers,proto3" json:"customers,omitempty"`
 	// duration is the optimizer's wall time.
-	Duration      *durationpb.Duration `protobuf:"bytes,6,opt,name=duration,proto3" json:"duration,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Duration *durationpb.Duration `protobuf:"bytes,6,opt,name=duration,proto3" json:"duration,omitempty"`
+	// warm_start_rows is as in BgNbdFit.
+	WarmStartRows int64 `protobuf:"varint,7,opt,name=warm_start_rows,json=warmStartRows,proto3" json:"warm_start_rows,omitempty"`
+	// warm_start_evaluations is as in BgNbdFit.
+	WarmStartEvaluations int64 `protobuf:"varint,8,opt,name=warm_start_evaluations,json=warmStartEvaluations,proto3" json:"warm_start_evaluations,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *GammaGammaFit) Reset() {
@@ -4576,6 +4601,20 @@ func (x *GammaGammaFit) GetDuration() *durationpb.Duration {
 		return x.Duration
 	}
 	return nil
+}
+
+func (x *GammaGammaFit) GetWarmStartRows() int64 {
+	if x != nil {
+		return x.WarmStartRows
+	}
+	return 0
+}
+
+func (x *GammaGammaFit) GetWarmStartEvaluations() int64 {
+	if x != nil {
+		return x.WarmStartEvaluations
+	}
+	return 0
 }
 
 // Backtest compares the model's forecast after as_of with what happened.
@@ -5537,7 +5576,7 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\x01r\x18\x01 \x01(\x01R\x01r\x12\x14\n" +
 	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12\f\n" +
 	"\x01a\x18\x03 \x01(\x01R\x01a\x12\f\n" +
-	"\x01b\x18\x04 \x01(\x01R\x01b\"\xca\x02\n" +
+	"\x01b\x18\x04 \x01(\x01R\x01b\"\xa8\x03\n" +
 	"\bBgNbdFit\x12<\n" +
 	"\x06params\x18\x01 \x01(\v2$.rapport.segmentation.v1.BgNbdParamsR\x06params\x12=\n" +
 	"\astd_err\x18\x02 \x01(\v2$.rapport.segmentation.v1.BgNbdParamsR\x06stdErr\x12%\n" +
@@ -5545,18 +5584,22 @@ const file_rapport_segmentation_v1_segmentation_proto_rawDesc = "" +
 	"\vevaluations\x18\x04 \x01(\x03R\vevaluations\x12\x1c\n" +
 	"\tcustomers\x18\x05 \x01(\x03R\tcustomers\x12#\n" +
 	"\rrepeat_buyers\x18\x06 \x01(\x03R\frepeatBuyers\x125\n" +
-	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\"D\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12&\n" +
+	"\x0fwarm_start_rows\x18\b \x01(\x03R\rwarmStartRows\x124\n" +
+	"\x16warm_start_evaluations\x18\t \x01(\x03R\x14warmStartEvaluations\"D\n" +
 	"\x10GammaGammaParams\x12\f\n" +
 	"\x01p\x18\x01 \x01(\x01R\x01p\x12\f\n" +
 	"\x01q\x18\x02 \x01(\x01R\x01q\x12\x14\n" +
-	"\x05gamma\x18\x03 \x01(\x01R\x05gamma\"\xb4\x02\n" +
+	"\x05gamma\x18\x03 \x01(\x01R\x05gamma\"\x92\x03\n" +
 	"\rGammaGammaFit\x12A\n" +
 	"\x06params\x18\x01 \x01(\v2).rapport.segmentation.v1.GammaGammaParamsR\x06params\x12B\n" +
 	"\astd_err\x18\x02 \x01(\v2).rapport.segmentation.v1.GammaGammaParamsR\x06stdErr\x12%\n" +
 	"\x0elog_likelihood\x18\x03 \x01(\x01R\rlogLikelihood\x12 \n" +
 	"\vevaluations\x18\x04 \x01(\x03R\vevaluations\x12\x1c\n" +
 	"\tcustomers\x18\x05 \x01(\x03R\tcustomers\x125\n" +
-	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xc6\x01\n" +
+	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12&\n" +
+	"\x0fwarm_start_rows\x18\a \x01(\x03R\rwarmStartRows\x124\n" +
+	"\x16warm_start_evaluations\x18\b \x01(\x03R\x14warmStartEvaluations\"\xc6\x01\n" +
 	"\bBacktest\x12,\n" +
 	"\x03end\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x01R\x06length\x12<\n" +
