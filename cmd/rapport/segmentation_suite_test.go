@@ -7,26 +7,32 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/tenancy"
 )
 
-// watchSegments follows the segmentation change feed over gRPC, so the test
-// waits on the event itself instead of polling or sleeping.
-func watchSegments(t *testing.T, addr string) <-chan *segmentationv1.MembershipChange {
+// watchFeed follows tenant's segmentation change feed over gRPC and passes
+// on the payloads of type T, so a test waits on the event itself instead of
+// polling or sleeping.
+func watchFeed[T any, PT interface {
+	*T
+	proto.Message
+}](t *testing.T, addr, tenant string) <-chan PT {
 	t.Helper()
 	cc, err := grpcclient.Dial(addr, grpcclient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(tenancy.WithTenant(context.Background(), "acme"))
+	ctx, cancel := context.WithCancel(tenancy.WithTenant(context.Background(), tenant))
 	t.Cleanup(func() { cancel(); cc.Close() })
 	stream, err := segmentationv1.NewSegmentationServiceClient(cc).FollowChanges(ctx, &segmentationv1.FollowChangesRequest{Wait: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(chan *segmentationv1.MembershipChange, 100)
+	out := make(chan PT, 4096)
 	go func() {
 		defer close(out)
 		for {
@@ -34,13 +40,18 @@ func watchSegments(t *testing.T, addr string) <-chan *segmentationv1.MembershipC
 			if err != nil {
 				return
 			}
-			var mc segmentationv1.MembershipChange
-			if m.Event.Payload.UnmarshalTo(&mc) == nil {
-				out <- &mc
+			var v PT = new(T)
+			if m.Event.Payload.UnmarshalTo(v) == nil {
+				out <- v
 			}
 		}
 	}()
 	return out
+}
+
+// watchSegments follows tenant acme's membership changes.
+func watchSegments(t *testing.T, addr string) <-chan *segmentationv1.MembershipChange {
+	return watchFeed[segmentationv1.MembershipChange](t, addr, "acme")
 }
 
 func expectChange(t *testing.T, ch <-chan *segmentationv1.MembershipChange, segment, customer string, entered bool) *segmentationv1.MembershipChange {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"math"
 	"os"
 	"os/exec"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
-	"rapport.dev/platform/grpcclient"
-	"rapport.dev/platform/tenancy"
 )
 
 // TestSuiteValueModelCDNOW is issue 4's first must-show, as a new user would
@@ -34,7 +31,7 @@ func TestSuiteValueModelCDNOW(t *testing.T) {
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", now.Format(time.RFC3339),
 		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	api := rest{t: t, base: p.urls["gateway"], tenant: "cdnow"}
-	activity := watchActivity(t, p.grpcAddr("segmentation"), "cdnow")
+	activity := watchFeed[segmentationv1.ActivityChange](t, p.grpcAddr("segmentation"), "cdnow")
 
 	rapport := func(args ...string) string {
 		t.Helper()
@@ -132,35 +129,4 @@ func TestSuiteValueModelCDNOW(t *testing.T) {
 	if want := seen["0001"].After.String(); v["activity"] != want {
 		t.Errorf("customer 0001 activity %v, the feed said %s", v["activity"], want)
 	}
-}
-
-// watchActivity follows tenant's segmentation feed and passes on its
-// "activity.changed" payloads.
-func watchActivity(t *testing.T, addr, tenant string) <-chan *segmentationv1.ActivityChange {
-	t.Helper()
-	cc, err := grpcclient.Dial(addr, grpcclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(tenancy.WithTenant(context.Background(), tenant))
-	t.Cleanup(func() { cancel(); cc.Close() })
-	stream, err := segmentationv1.NewSegmentationServiceClient(cc).FollowChanges(ctx, &segmentationv1.FollowChangesRequest{Wait: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan *segmentationv1.ActivityChange, 4096)
-	go func() {
-		defer close(out)
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			var c segmentationv1.ActivityChange
-			if m.Event.Type == "activity.changed" && m.Event.Payload.UnmarshalTo(&c) == nil {
-				out <- &c
-			}
-		}
-	}()
-	return out
 }

@@ -256,33 +256,6 @@ func syntheticBG(rng *rand.Rand, p BGNBDParams, n int) []Summary {
 	return out
 }
 
-// gammaRand draws from Gamma(shape k, rate 1) by Marsaglia and Tsang,
-// boosted for k < 1.
-func gammaRand(rng *rand.Rand, k float64) float64 {
-	if k < 1 {
-		return gammaRand(rng, k+1) * math.Pow(rng.Float64(), 1/k)
-	}
-	d := k - 1.0/3
-	c := 1 / math.Sqrt(9*d)
-	for {
-		x := rng.NormFloat64()
-		v := 1 + c*x
-		if v <= 0 {
-			continue
-		}
-		v = v * v * v
-		u := rng.Float64()
-		if math.Log(u) < 0.5*x*x+d-d*v+d*math.Log(v) {
-			return d * v
-		}
-	}
-}
-
-func betaRand(rng *rand.Rand, a, b float64) float64 {
-	x, y := gammaRand(rng, a), gammaRand(rng, b)
-	return x / (x + y)
-}
-
 // TestWarmStartFindsTheSameMaximum fits data wide enough for the
 // subsampled first stage and again without it: the warm start may only
 // save time, not move the estimate.

@@ -1,6 +1,7 @@
 package valuemodel
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -76,5 +77,46 @@ func TestPActive(t *testing.T) {
 	}
 	if young, old := p.PActive(Summary{T: 1}), p.PActive(Summary{T: 100}); !(young > old) {
 		t.Errorf("PActive should fall with age: T=1 %g, T=100 %g", young, old)
+	}
+}
+
+// TestSimulationRecoversItsParameters fits customers drawn by Simulation:
+// the fits find the parameters they were drawn with.
+func TestSimulationRecoversItsParameters(t *testing.T) {
+	sim := Simulation{BG: cdnowParams, GG: GammaGammaParams{P: 6.25, Q: 3.74, Gamma: 15.44}, Unit: Weeks,
+		Start: time.Date(1997, 1, 1, 0, 0, 0, 0, time.UTC), AcquisitionDays: 84,
+		End: time.Date(1997, 9, 30, 0, 0, 0, 0, time.UTC), MinorPerMajor: 100}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var data []Summary
+	for i := range 30_000 {
+		ps := sim.Customer(rng, "c")
+		for j := 1; j < len(ps); j++ {
+			if ps[j].At.Before(ps[j-1].At) {
+				t.Fatalf("customer %d: purchases out of order", i)
+			}
+		}
+		s, ok := SummarizeCustomer(ps, sim.End, Weeks)
+		if !ok {
+			t.Fatalf("customer %d has no purchase", i)
+		}
+		s.MeanSpend /= 100
+		data = append(data, s)
+	}
+	bg, err := FitBGNBD(context.Background(), data, FitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg, err := FitGammaGamma(context.Background(), data, FitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four standard errors, plus a little for same-day purchases merging
+	// (which raises α by about 6% at these parameters).
+	for _, c := range [][3]float64{{bg.Params.R, sim.BG.R, bg.StdErr.R}, {bg.Params.Alpha, sim.BG.Alpha, bg.StdErr.Alpha},
+		{bg.Params.A, sim.BG.A, bg.StdErr.A}, {bg.Params.B, sim.BG.B, bg.StdErr.B},
+		{gg.Params.P, sim.GG.P, gg.StdErr.P}, {gg.Params.Q, sim.GG.Q, gg.StdErr.Q}, {gg.Params.Gamma, sim.GG.Gamma, gg.StdErr.Gamma}} {
+		if math.Abs(c[0]-c[1]) > 4*c[2]+0.08*c[1] {
+			t.Fatalf("fitted %+v and %+v, drawn with %+v and %+v", bg.Params, gg.Params, sim.BG, sim.GG)
+		}
 	}
 }

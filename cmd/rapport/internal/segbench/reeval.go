@@ -75,38 +75,14 @@ func secs(d time.Duration) Seconds { return Seconds(d.Seconds()) }
 // bulk loader, defines the segments and times two full re-evaluations.
 func runReeval(ctx context.Context, cfg Config, data *Dataset, dir string, progress io.Writer) (*ReevalResult, error) {
 	res := &ReevalResult{Customers: data.Len(), Purchases: cfg.Purchases, Segments: cfg.Segments}
-	opts := store.Options()
-	opts.Logger = slog.New(slog.DiscardHandler)
 	path := filepath.Join(dir, "segmentation.db")
-	db, err := boltdb.Open(path, opts)
+	l, err := load(ctx, cfg, data.Len(), data.generate, path, "reeval", progress)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	clk := clock.NewFake(cfg.Now)
-	st, err := store.New(db, feed.NewLog(db, clk), clk, opts.Logger)
-	if err != nil {
-		return nil, err
-	}
-
-	start := time.Now()
-	for lo := 0; lo < data.Len(); lo += loadChunk {
-		hi := min(lo+loadChunk, data.Len())
-		var cs []*profilev1.Customer
-		var evs []*profilev1.Event
-		for i := lo; i < hi; i++ {
-			c := data.customer(i)
-			cs = append(cs, c.profile)
-			evs = append(evs, c.events()...)
-		}
-		if err := st.BulkLoad(ctx, tenant, cs, evs); err != nil {
-			return nil, err
-		}
-		if hi%200_000 == 0 || hi == data.Len() {
-			fmt.Fprintf(progress, "reeval: loaded %d/%d customers in %s\n", hi, data.Len(), time.Since(start).Round(time.Second))
-		}
-	}
-	res.GenerateLoad = secs(time.Since(start))
+	defer l.db.Close()
+	st, clk := l.store, l.clock
+	res.GenerateLoad = l.took
 	res.PeakRSSLoadBytes = peakRSS()
 
 	var defs []store.SegmentInput
@@ -150,6 +126,57 @@ func runReeval(ctx context.Context, cfg Config, data *Dataset, dir string, progr
 		res.DBBytes = fi.Size()
 	}
 	return res, nil
+}
+
+// loaded is a store holding the data set.
+type loaded struct {
+	db    *boltdb.DB
+	store *store.Store
+	clock *clock.Fake
+	took  Seconds
+}
+
+// generate returns customer i's profile and timeline.
+func (d *Dataset) generate(i int) (*profilev1.Customer, []*profilev1.Event) {
+	c := d.customer(i)
+	return c.profile, c.events()
+}
+
+// load generates n customers with gen into a new segmentation.db at path
+// through the store's bulk loader, with a fake clock at cfg.Now.
+func load(ctx context.Context, cfg Config, n int, gen func(i int) (*profilev1.Customer, []*profilev1.Event),
+	path, phase string, progress io.Writer) (*loaded, error) {
+	opts := store.Options()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	db, err := boltdb.Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	clk := clock.NewFake(cfg.Now)
+	st, err := store.New(db, feed.NewLog(db, clk), clk, opts.Logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	start := time.Now()
+	for lo := 0; lo < n; lo += loadChunk {
+		hi := min(lo+loadChunk, n)
+		var cs []*profilev1.Customer
+		var evs []*profilev1.Event
+		for i := lo; i < hi; i++ {
+			c, e := gen(i)
+			cs = append(cs, c)
+			evs = append(evs, e...)
+		}
+		if err := st.BulkLoad(ctx, tenant, cs, evs); err != nil {
+			db.Close()
+			return nil, err
+		}
+		if hi%200_000 == 0 || hi == n {
+			fmt.Fprintf(progress, "%s: loaded %d/%d customers in %s\n", phase, hi, n, time.Since(start).Round(time.Second))
+		}
+	}
+	return &loaded{db: db, store: st, clock: clk, took: secs(time.Since(start))}, nil
 }
 
 // peakRSS reads VmHWM, the process's peak resident set, from

@@ -8,6 +8,10 @@
 //	           loaded with the store's bulk loader; target < 10 s
 //	postgres   the same RFM quintiles with NTILE(5) in PostgreSQL over the
 //	           same purchases; target: reeval at least 5× faster
+//	valuemodel customers drawn from BG/NBD and Gamma-Gamma with CDNOW's
+//	           parameters; a weekly fit as the service runs it, target
+//	           < 30 s for 1,000,000 customers (issue 4), and the parameters
+//	           recovered; then a full re-evaluation ranking on the fitted CLV
 //
 // Peak RSS of the reeval phase is reported with it.
 package segbench
@@ -28,13 +32,18 @@ import (
 
 // Phases, in the order they run.
 const (
-	PhaseFreshness = "freshness"
-	PhaseReeval    = "reeval"
-	PhasePostgres  = "postgres"
+	PhaseFreshness  = "freshness"
+	PhaseReeval     = "reeval"
+	PhasePostgres   = "postgres"
+	PhaseValueModel = "valuemodel"
 )
 
 // AllPhases are the phases, in order.
-var AllPhases = []string{PhaseFreshness, PhaseReeval, PhasePostgres}
+var AllPhases = []string{PhaseFreshness, PhaseReeval, PhasePostgres, PhaseValueModel}
+
+// DefaultPhases are issue 3's; the value model phase loads the data set
+// again and is asked for by name.
+var DefaultPhases = []string{PhaseFreshness, PhaseReeval, PhasePostgres}
 
 // Targets of the issue.
 const (
@@ -57,6 +66,8 @@ type Config struct {
 	// Probes and Rate are the freshness phase's probe customers and
 	// background RecordEvent calls per second.
 	Probes, Rate int
+	// CPUProfile is where `rapport bench` writes a CPU profile; empty for none.
+	CPUProfile string
 }
 
 // Validate checks the config.
@@ -80,11 +91,12 @@ func (c *Config) runs(p string) bool { return slices.Contains(c.Phases, p) }
 
 // Report is a run's outcome.
 type Report struct {
-	Machine   Machine          `json:"machine"`
-	Config    ReportConfig     `json:"config"`
-	Freshness *FreshnessResult `json:"freshness,omitempty"`
-	Reeval    *ReevalResult    `json:"reeval,omitempty"`
-	Postgres  *PostgresResult  `json:"postgres,omitempty"`
+	Machine    Machine           `json:"machine"`
+	Config     ReportConfig      `json:"config"`
+	Freshness  *FreshnessResult  `json:"freshness,omitempty"`
+	Reeval     *ReevalResult     `json:"reeval,omitempty"`
+	Postgres   *PostgresResult   `json:"postgres,omitempty"`
+	ValueModel *ValueModelResult `json:"value_model,omitempty"`
 	// SpeedupVsPostgres is PostgreSQL's RFM query time over the warm full
 	// re-evaluation's; SpeedupColdVsPostgres over the cold one's.
 	SpeedupVsPostgres     float64 `json:"speedup_vs_postgres,omitempty"`
@@ -190,6 +202,18 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, err 
 			fmt.Fprintf(progress, "postgres: skipped: %s\n", rep.Postgres.Skipped)
 		}
 	}
+	if cfg.runs(PhaseValueModel) {
+		d, err := sub(PhaseValueModel)
+		if err != nil {
+			return nil, err
+		}
+		if rep.ValueModel, err = runValueModel(ctx, cfg, d, progress); err != nil {
+			return nil, fmt.Errorf("valuemodel: %w", err)
+		}
+		if cfg.DataDir == "" {
+			_ = os.RemoveAll(d)
+		}
+	}
 	if rep.Reeval != nil && rep.Postgres != nil && rep.Postgres.Skipped == "" {
 		rep.SpeedupVsPostgres = float64(rep.Postgres.Query) / float64(rep.Reeval.Warm.Total)
 		rep.SpeedupColdVsPostgres = float64(rep.Postgres.Query) / float64(rep.Reeval.Cold.Total)
@@ -255,6 +279,26 @@ func (r *Report) WriteTable(w io.Writer) error {
 				fmt.Fprintf(tw, "speed-up vs postgres (cold re-evaluation)\t%.1f×\t≥ %.0f×\t%s\n", r.SpeedupColdVsPostgres, TargetVsPostgres, verdict(r.SpeedupColdVsPostgres >= TargetVsPostgres))
 			}
 		}
+	}
+	if v := r.ValueModel; v != nil {
+		fmt.Fprintf(tw, "value model: simulate + bulk load %d customers, %d purchases (not a target)\t%.1f s\t\t\n", v.Customers, v.Purchases, float64(v.Load))
+		fmt.Fprintf(tw, "value model fit, weekly, %d customers (%d repeat buyers)\t%.2f s\t< %s\t%s\n", v.Fitted, v.RepeatBuyers,
+			float64(v.Fit), TargetValueModelFit, verdict(v.Error == "" && time.Duration(float64(v.Fit)*1e9) < TargetValueModelFit))
+		fmt.Fprintf(tw, "  BG/NBD optimizer / likelihood evaluations\t%.2f s / %d (after %d on %d rows)\t\t\n",
+			float64(v.BGNBD), v.BGEvaluations, v.BGWarmEvaluations, v.BGRows)
+		fmt.Fprintf(tw, "  Gamma-Gamma optimizer / likelihood evaluations\t%.2f s / %d (after %d)\t\t\n",
+			float64(v.GammaGamma), v.GGEvaluations, v.GGWarmEvaluations)
+		fmt.Fprintf(tw, "  r, α, a, b fitted (drawn with)\t%.3f, %.3f, %.3f, %.3f (%g, %g, %g, %g)\t\t\n",
+			v.BG.R, v.BG.Alpha, v.BG.A, v.BG.B, v.TrueBG.R, v.TrueBG.Alpha, v.TrueBG.A, v.TrueBG.B)
+		fmt.Fprintf(tw, "  p, q, γ fitted (drawn with)\t%.3f, %.3f, %.3f (%g, %g, %g)\t\t\n",
+			v.GG.P, v.GG.Q, v.GG.Gamma, v.TrueGG.P, v.TrueGG.Q, v.TrueGG.Gamma)
+		fmt.Fprintf(tw, "  parameters recovered (within 4 s.e. + 8%%)\t%v\t\t%s\n", v.Recovered(), verdict(v.Recovered()))
+		if v.Error != "" {
+			fmt.Fprintf(tw, "  error\t%s\t\t\n", v.Error)
+		}
+		fmt.Fprintf(tw, "full re-evaluation ranking on CLV (not a target)\t%.2f s\t\t\n", float64(v.Rescore.Total))
+		fmt.Fprintf(tw, "  read+decode+value / score / evaluate / write\t%.2f / %.2f / %.2f / %.2f s\t\t\n",
+			float64(v.Rescore.Read), float64(v.Rescore.Score), float64(v.Rescore.Evaluate), float64(v.Rescore.Write))
 	}
 	return tw.Flush()
 }

@@ -15,7 +15,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the services and loads a data set")
 	}
-	cfg := Config{Customers: 2000, Purchases: 20000, Segments: 20, Phases: []string{PhaseFreshness, PhaseReeval},
+	cfg := Config{Customers: 2000, Purchases: 20000, Segments: 20, Phases: []string{PhaseFreshness, PhaseReeval, PhaseValueModel},
 		DataDir: t.TempDir(), Seed: 1, Now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Probes: 20, Rate: 200}
 	rep, err := Run(context.Background(), cfg, io.Discard)
 	if err != nil {
@@ -32,6 +32,13 @@ func TestSmoke(t *testing.T) {
 	if e.Warm.Entered+e.Warm.Left > e.Cold.Entered/10 {
 		t.Errorf("warm pass changed %d memberships, the cold one %d: an hour should change few", e.Warm.Entered+e.Warm.Left, e.Cold.Entered)
 	}
+	v := rep.ValueModel
+	if v == nil || v.Error != "" || v.Fitted != cfg.Customers || v.BGEvaluations == 0 || v.Fit <= 0 || v.Rescore.Ranked == 0 {
+		t.Fatalf("valuemodel = %+v, want a fit of both models and a re-evaluation ranking on CLV", v)
+	}
+	if !v.Recovered() {
+		t.Errorf("fitted %+v and %+v from data drawn with %+v and %+v", v.BG, v.GG, v.TrueBG, v.TrueGG)
+	}
 	var table, js bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
@@ -39,7 +46,7 @@ func TestSmoke(t *testing.T) {
 	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"freshness p99", "full re-evaluation, warm", "peak RSS"} {
+	for _, want := range []string{"freshness p99", "full re-evaluation, warm", "peak RSS", "value model fit", "ranking on CLV"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
