@@ -126,6 +126,9 @@ type Entry struct {
 	DebtPaid  int64 `json:"debt_paid,omitempty"`
 	Debt      int64 `json:"debt,omitempty"`
 	Shortfall int64 `json:"shortfall,omitempty"`
+	// Refund is the money a reverse newly refunds (Refunded less what was
+	// refunded before), for spend-based tiers.
+	Refund int64 `json:"refund,omitempty"`
 	// AllowNegative is the programme's policy when a reverse was recorded:
 	// whether what the balance cannot cover becomes debt.
 	AllowNegative bool `json:"neg,omitempty"`
@@ -134,14 +137,17 @@ type Entry struct {
 	Actor  string `json:"actor,omitempty"`
 }
 
-// earned is what an earn entry earned and how much of it was reversed.
-type earned struct {
+// Earned is what an earn entry earned and how much of it was reversed.
+type Earned struct {
 	Entry    uint64 `json:"entry"`
 	Points   int64  `json:"pts"`
 	Amount   int64  `json:"amount"`
 	Reversed int64  `json:"rev"`
 	Refunded int64  `json:"refunded"`
 }
+
+// EarnedBy returns what order earned and had reversed, nil if it earned nothing.
+func (a *Account) EarnedBy(order string) *Earned { return a.Earned[order] }
 
 // Account is a member's points: the projection of their ledger.
 type Account struct {
@@ -152,7 +158,7 @@ type Account struct {
 	Debt int64 `json:"debt,omitempty"`
 	// Earned holds, per purchase order, what its earn entry earned and
 	// what has been reversed of it.
-	Earned map[string]*earned `json:"earned,omitempty"`
+	Earned map[string]*Earned `json:"earned,omitempty"`
 	// Seq is the last entry applied.
 	Seq uint64 `json:"seq"`
 	// Lifetime totals, for the member view and tiers.
@@ -225,14 +231,15 @@ func (a *Account) NextExpiry() time.Time {
 
 // DueExpiries returns the expire entries due at or before now, in expiry
 // order, without applying them; the caller gives each a sequence number and
-// applies it with Apply. Their keys are "expire:<lot>", so an expiry is
-// recorded once however often it is computed.
+// applies it with Apply. Their keys are "expire/<lot>" — a slash no client
+// key may contain — so an expiry is recorded once however often it is
+// computed, and never collides with a client's key.
 func (a *Account) DueExpiries(now time.Time) []Entry {
 	var out []Entry
 	for i := range a.Lots {
 		l := &a.Lots[i]
 		if l.Expired(now) && l.Points > 0 {
-			out = append(out, Entry{Key: fmt.Sprintf("expire:%d", l.ID), Kind: KindExpire, Time: l.Expires,
+			out = append(out, Entry{Key: fmt.Sprintf("expire/%d", l.ID), Kind: KindExpire, Time: l.Expires,
 				Requested: l.Points, Of: l.ID})
 		}
 	}
@@ -248,7 +255,7 @@ func (a *Account) Apply(e *Entry) error {
 	if e.Seq <= a.Seq {
 		return fmt.Errorf("%w: entry %d after %d", ErrInvalid, e.Seq, a.Seq)
 	}
-	e.Points, e.Takes, e.DebtPaid, e.Debt, e.Shortfall = 0, nil, 0, 0, 0
+	e.Points, e.Takes, e.DebtPaid, e.Debt, e.Shortfall, e.Refund = 0, nil, 0, 0, 0, 0
 	var err error
 	switch e.Kind {
 	case KindEarn:
@@ -288,9 +295,9 @@ func (a *Account) credit(e *Entry) error {
 			return fmt.Errorf("%w: order %q already earned points", ErrInvalid, e.Order)
 		}
 		if a.Earned == nil {
-			a.Earned = map[string]*earned{}
+			a.Earned = map[string]*Earned{}
 		}
-		a.Earned[e.Order] = &earned{Entry: e.Seq, Points: e.Requested, Amount: e.Amount}
+		a.Earned[e.Order] = &Earned{Entry: e.Seq, Points: e.Requested, Amount: e.Amount}
 	}
 	pts := e.Requested
 	e.DebtPaid = min(a.Debt, pts)
@@ -378,6 +385,7 @@ func (a *Account) reverse(e *Entry) error {
 	e.Of, e.Requested, e.Amount = er.Entry, er.Points, er.Amount
 	target := reversal(er.Points, e.Refunded, er.Amount)
 	n := target - er.Reversed
+	e.Refund = e.Refunded - er.Refunded
 	er.Refunded = e.Refunded
 	if n <= 0 {
 		return nil
@@ -428,7 +436,7 @@ func Replay(entries []Entry) (*Account, error) {
 			return a, fmt.Errorf("entry %d (%s %q): %w", rec.Seq, rec.Kind, rec.Key, err)
 		}
 		if e.Points != rec.Points || e.Requested != rec.Requested || e.DebtPaid != rec.DebtPaid || e.Debt != rec.Debt ||
-			e.Shortfall != rec.Shortfall || e.Of != rec.Of || !slices.Equal(e.Takes, rec.Takes) {
+			e.Shortfall != rec.Shortfall || e.Of != rec.Of || e.Refund != rec.Refund || !slices.Equal(e.Takes, rec.Takes) {
 			return a, fmt.Errorf("entry %d (%s %q): recorded %+v, recomputed %+v", rec.Seq, rec.Kind, rec.Key, *rec, e)
 		}
 	}
@@ -454,4 +462,13 @@ func (a *Account) Equal(b *Account) bool {
 		}
 	}
 	return true
+}
+
+// Reversed is the points a reverse entry took back from its purchase's
+// earnings (whether taken from lots, booked as debt or short).
+func (e *Entry) Reversed() int64 {
+	if e.Kind != KindReverse {
+		return 0
+	}
+	return -e.Points + e.Shortfall
 }

@@ -222,7 +222,7 @@ func TestLedgerProperties(t *testing.T) {
 func cloneAccount(a *Account) *Account {
 	c := *a
 	c.Lots = append([]Lot(nil), a.Lots...)
-	c.Earned = map[string]*earned{}
+	c.Earned = map[string]*Earned{}
 	for k, v := range a.Earned {
 		w := *v
 		c.Earned[k] = &w

@@ -3145,7 +3145,7 @@ type Purchase struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// order_id is the order's id in the order system; unique per customer.
 	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// amount is what the customer paid, after discount; must be positive.
+	// amount is what the customer paid, after discount; zero for a free order, never negative.
 	Amount *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	// items are the order lines.
 	Items []*LineItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`

@@ -1,0 +1,51 @@
+// Package store is the loyalty service's bbolt storage: programmes,
+// members with their points account (the projection of the ledger), the
+// append-only ledger, the idempotency keys, rewards, coupons and the
+// member timers. A ledger entry, the account it changes, its idempotency
+// key, its timers and its change-feed event commit in one transaction.
+package store
+
+import (
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/feed"
+	"rapport.dev/platform/timers"
+)
+
+// The bucket tree of loyalty.db. Composite keys join their parts with a NUL
+// byte (boltdb.Key); numbers are 8-byte big-endian.
+//
+//	loyalty.db
+//	├── meta       "schema_version" -> uint64
+//	├── programs   tenant 0 program                      -> domain.Program (JSON)
+//	├── members    tenant 0 program 0 customer           -> member (JSON): profile, tier, account, qualifiers
+//	├── entries    tenant 0 program 0 customer 0 seq(8)  -> domain.Entry (JSON), never changed
+//	├── keys       tenant 0 program 0 customer 0 key     -> seq(8) ‖ request fingerprint(32)
+//	├── rewards    tenant 0 program 0 reward             -> reward (JSON)
+//	├── coupons    tenant 0 program 0 code               -> coupon (JSON)
+//	├── coupon_of  tenant 0 program 0 campaign 0 customer -> code
+//	├── customers  tenant 0 customer                     -> customerInfo (JSON): time zone, birth month from the profile feed
+//	├── timers, timer_of                                 platform/timers, owner tenant 0 program 0 customer:
+//	│                                                    the member's next expiry, grace end or window rollover
+//	├── feed, feed_cursors, feed_deadletters             see platform/feed; the profile and segmentation
+//	│                                                    followers' cursors live in feed_cursors
+var (
+	bucketPrograms = []byte("programs")
+	bucketMembers  = []byte("members")
+	bucketEntries  = []byte("entries")
+	bucketKeys     = []byte("keys")
+	bucketRewards  = []byte("rewards")
+	bucketCoupons  = []byte("coupons")
+	bucketCouponOf = []byte("coupon_of")
+
+	memberTimers = timers.Set{ByDue: []byte("timers"), ByOwner: []byte("timer_of")}
+)
+
+// SchemaVersion is the layout above.
+const SchemaVersion = 1
+
+// Options returns the boltdb options for loyalty.db.
+func Options() boltdb.Options {
+	buckets := [][]byte{bucketPrograms, bucketMembers, bucketEntries, bucketKeys, bucketRewards, bucketCoupons, bucketCouponOf, bucketCustomers}
+	buckets = append(buckets, memberTimers.Buckets()...)
+	return boltdb.Options{Schema: SchemaVersion, Buckets: append(buckets, feed.Buckets...)}
+}
