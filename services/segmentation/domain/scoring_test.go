@@ -560,6 +560,79 @@ func TestScoreSmallPopulations(t *testing.T) {
 	})
 }
 
+func TestScoreOnCLVWithActivity(t *testing.T) {
+	// a spent most, long ago; b is worth most ahead; c bought only in
+	// another currency, so the model has no view of it; d never bought
+	// (a value there must not rank it).
+	rows := []Row{
+		{CustomerID: "a", Features: Features{Purchases: 3, Monetary: 90_000, LastPurchase: day(1)},
+			Value: &CustomerValue{CLV: 100, PAlive: 0.05, Activity: ActivityLost}},
+		{CustomerID: "b", Features: Features{Purchases: 9, Monetary: 1_000, LastPurchase: day(30)},
+			Value: &CustomerValue{CLV: 80_000, PAlive: 0.9, Activity: ActivityActive}},
+		{CustomerID: "c", Features: Features{Purchases: 1, Monetary: 50_000, LastPurchase: day(20)}},
+		{CustomerID: "d", Value: &CustomerValue{CLV: 1_000_000, Activity: ActivityActive}},
+	}
+	noModel := slices.Clone(rows)
+	for i := range noModel {
+		noModel[i].Value = nil
+	}
+	type want struct {
+		tier         Tier
+		contribution int64
+		activity     Activity
+	}
+	for _, tt := range []struct {
+		name  string
+		rows  []Row
+		value ValueMeasure
+		want  []want
+	}{
+		{"CLV ranks on the model, 0 without a view", rows, ValueCLV, []want{
+			{TierGold, 100, ActivityLost}, {TierPlatinum, 80_000, ActivityActive}, {TierIron, 0, ActivityUnspecified}, {}}},
+		{"monetary ignores CLV but keeps the activity", rows, ValueMonetary, []want{
+			{TierPlatinum, 90_000, ActivityLost}, {TierIron, 1_000, ActivityActive}, {TierGold, 50_000, ActivityUnspecified}, {}}},
+		{"CLV without a model is monetary", noModel, ValueCLV, []want{
+			{TierPlatinum, 90_000, 0}, {TierIron, 1_000, 0}, {TierGold, 50_000, 0}, {}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// One customer in each tier.
+			pop := ScorePopulation(tt.rows, Settings{PlatinumShare: 0.3, GoldShare: 0.3, IronShare: 0.3, Value: tt.value})
+			for i, w := range tt.want {
+				s := pop.Scores[i]
+				if s.Tier != w.tier || s.Contribution != w.contribution || s.Activity != w.activity {
+					t.Errorf("%s: %+v, want tier %v contribution %d activity %v", tt.rows[i].CustomerID, s, w.tier, w.contribution, w.activity)
+				}
+			}
+			if pop.Ranked != 3 || pop.Scores[3] != (Score{}) {
+				t.Errorf("ranked %d, d scored %+v; want 3 and nothing", pop.Ranked, pop.Scores[3])
+			}
+		})
+	}
+}
+
+func TestSameClassIgnoresOnlyContribution(t *testing.T) {
+	base := Score{R: 3, F: 2, M: 4, Group: RfmNeedAttention, Tier: TierGold, Quadrant: QuadrantRetain, Contribution: 500, Activity: ActivityActive}
+	for _, tt := range []struct {
+		name   string
+		change func(*Score)
+		same   bool
+	}{
+		{"equal", func(*Score) {}, true},
+		{"contribution", func(s *Score) { s.Contribution = 900 }, true},
+		{"activity", func(s *Score) { s.Activity = ActivityDormant }, false},
+		{"tier", func(s *Score) { s.Tier = TierIron }, false},
+		{"quadrant", func(s *Score) { s.Quadrant = QuadrantDevelop }, false},
+		{"recency", func(s *Score) { s.R = 4 }, false},
+		{"group", func(s *Score) { s.Group = RfmLoyal }, false},
+	} {
+		o := base
+		tt.change(&o)
+		if got := base.SameClass(o); got != tt.same || o.SameClass(base) != tt.same {
+			t.Errorf("%s: SameClass = %v, want %v", tt.name, got, tt.same)
+		}
+	}
+}
+
 func TestNewRfmGridMisaligned(t *testing.T) {
 	defer func() {
 		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "rows") {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -202,7 +203,9 @@ func (s *Store) RequestFit(ctx context.Context, tenant string, req FitRequest) (
 		fit.UseForScores = *req.UseForScores
 	}
 	if fit.ID == "" {
-		fit.ID = "fit-" + now.Format("20060102T150405.000000000Z")
+		// The time orders ids for a person; the random part keeps two
+		// requests at one instant (a fake clock, a burst) apart.
+		fit.ID = fmt.Sprintf("fit-%s-%08x", now.Format("20060102T150405.000000000Z"), rand.Uint32())
 	}
 	var out *Fit
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
@@ -373,7 +376,7 @@ func (s *Store) RunFit(ctx context.Context, tenant, id string) (*Fit, error) {
 	}
 	err = s.db.Update(ctx, func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
-		if err := error(nil); err != nil {
+		if err := t.b(bucketFitQueue).Delete(queueKey(tenant, f.Created, f.ID)); err != nil {
 			return err
 		}
 		if f.Trigger == TriggerScheduled {
