@@ -360,8 +360,15 @@ func (s *Store) RunFit(ctx context.Context, tenant, id string) (*Fit, error) {
 	}
 	defer func() { <-s.fitSem }()
 	f, err := s.GetFit(ctx, tenant, id)
-	if err != nil || f.State != FitRunning {
-		return f, err
+	if err != nil {
+		return nil, err
+	}
+	if f.State != FitRunning {
+		// A finished fit is never queued; removing a stray entry anyway
+		// keeps the fit loop from spinning on one, whatever left it there.
+		return f, s.db.Update(ctx, func(btx *bolt.Tx) error {
+			return btx.Bucket(bucketFitQueue).Delete(queueKey(tenant, f.Created, f.ID))
+		})
 	}
 	start := time.Now()
 	fitErr := s.fitModels(ctx, tenant, f)
