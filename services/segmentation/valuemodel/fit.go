@@ -203,27 +203,66 @@ func minimize(ctx context.Context, o, warm *objective, u0 []float64) ([]float64,
 	if math.IsInf(o.call(u, g), 0) {
 		return nil, fmt.Errorf("%w: likelihood not finite at the optimum", ErrNotConverged)
 	}
+	var steep error
 	for i, v := range u {
 		if math.Abs(v) > maxLogParam {
 			return nil, fmt.Errorf("%w: parameter %s ran off to %g (not identified by the data)", ErrNotConverged, o.names[i], math.Exp(v))
 		}
-		if gi := math.Abs(g[i]) / o.n; gi > gradTolerance || math.IsNaN(gi) {
+		if gi := math.Abs(g[i]) / o.n; (gi > gradTolerance || math.IsNaN(gi)) && steep == nil {
 			reason := res.Status.String()
 			if err != nil {
 				reason = err.Error()
 			}
-			return nil, fmt.Errorf("%w: gradient %g for %s after %s", ErrNotConverged, gi, o.names[i], reason)
+			steep = fmt.Errorf("%w: gradient %g for %s after %s", ErrNotConverged, gi, o.names[i], reason)
 		}
+	}
+	if steep == nil {
+		return u, nil
+	}
+	// On a long, flat ridge (Gamma-Gamma's p and γ with a few outlying
+	// spenders) the line search can stop where the gradient is still above
+	// the tolerance although nothing is left to gain. What a Newton step
+	// could still gain, gᵀH⁻¹g/2 per customer, decides: negligible means
+	// converged.
+	hess, ok := hessian(o, u)
+	if !ok {
+		return nil, steep
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(hess) {
+		return nil, steep
+	}
+	gv := mat.NewVecDense(dim, slices.Clone(g))
+	var d mat.VecDense
+	if err := chol.SolveVecTo(&d, gv); err != nil {
+		return nil, steep
+	}
+	gain := mat.Dot(gv, &d) / 2 / o.n
+	if !(gain < newtonGainTolerance) {
+		return nil, fmt.Errorf("%w (a Newton step would still gain %g per customer)", steep, gain)
+	}
+	// Take the step when it does gain: along the ridge it may move the
+	// parameters noticeably, for next to nothing in likelihood.
+	step := slices.Clone(u)
+	for i := range step {
+		step[i] -= d.AtVec(i)
+	}
+	if !outOfBounds(step) && o.call(step, nil) < o.call(u, nil) {
+		return step, nil
 	}
 	return u, nil
 }
 
-// stdErrors returns the standard errors of the parameters θ = exp(u) from
-// the inverse of the Hessian of the negative log-likelihood, computed by
-// central differences of the analytic gradient in u. At the optimum the
-// Hessian in u is D·H_θ·D with D = diag(θ), so the delta method gives
-// se(θ_i) = θ_i·sqrt((H_u⁻¹)_ii), the same as inverting H_θ.
-func stdErrors(o *objective, u []float64) ([]float64, error) {
+// newtonGainTolerance is the largest mean log-likelihood a Newton step may
+// still promise at an accepted optimum: a hundred-millionth of a unit per
+// customer. In the quadratic approximation the estimate is then within
+// sqrt(2·n·1e-8) standard errors of the maximum — 0.002 for 300 customers,
+// 0.14 for a million — before the step is taken.
+const newtonGainTolerance = 1e-8
+
+// hessian is the Hessian of the negative log-likelihood in u, by central
+// differences of the analytic gradient; false when it is not finite.
+func hessian(o *objective, u []float64) (*mat.SymDense, bool) {
 	const h = 1e-4
 	dim := len(u)
 	gp, gm := make([]float64, dim), make([]float64, dim)
@@ -243,8 +282,26 @@ func stdErrors(o *objective, u []float64) ([]float64, error) {
 	}
 	for i := range dim {
 		for j := i; j < dim; j++ {
-			hess.SetSym(i, j, (rows[i][j]+rows[j][i])/2)
+			v := (rows[i][j] + rows[j][i]) / 2
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, false
+			}
+			hess.SetSym(i, j, v)
 		}
+	}
+	return hess, true
+}
+
+// stdErrors returns the standard errors of the parameters θ = exp(u) from
+// the inverse of the Hessian of the negative log-likelihood, computed by
+// central differences of the analytic gradient in u. At the optimum the
+// Hessian in u is D·H_θ·D with D = diag(θ), so the delta method gives
+// se(θ_i) = θ_i·sqrt((H_u⁻¹)_ii), the same as inverting H_θ.
+func stdErrors(o *objective, u []float64) ([]float64, error) {
+	dim := len(u)
+	hess, ok := hessian(o, u)
+	if !ok {
+		return nil, fmt.Errorf("%w: Hessian of the likelihood is not finite", ErrNotConverged)
 	}
 	var chol mat.Cholesky
 	if !chol.Factorize(hess) {
