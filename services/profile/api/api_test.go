@@ -139,8 +139,9 @@ func TestRecordEvent(t *testing.T) {
 		fields []string
 	}{
 		{"negative amount", purchase("e", "c1", "o1", -100, day(1)), codes.InvalidArgument, []string{"event.purchase.amount.amount_minor"}},
+		// A free order is a purchase (amount 0), but one without a currency is not.
 		{"no amount", &profilev1.Event{EventId: "e", CustomerId: "c1", OccurTime: day(1), Kind: &profilev1.Event_Purchase{Purchase: &profilev1.Purchase{OrderId: "o"}}},
-			codes.InvalidArgument, []string{"event.purchase.amount.amount_minor", "event.purchase.amount.currency"}},
+			codes.InvalidArgument, []string{"event.purchase.amount.currency"}},
 		{"bad currency", &profilev1.Event{EventId: "e", CustomerId: "c1", OccurTime: day(1), Kind: &profilev1.Event_Purchase{Purchase: &profilev1.Purchase{OrderId: "o", Amount: &typev1.Money{AmountMinor: 1, Currency: "yuan"}}}},
 			codes.InvalidArgument, []string{"event.purchase.amount.currency"}},
 		{"no kind", &profilev1.Event{EventId: "e", CustomerId: "c1", OccurTime: day(1)}, codes.InvalidArgument, []string{"event.kind"}},
