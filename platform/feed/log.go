@@ -104,6 +104,13 @@ func (l *Log) Prepare(ctx context.Context, tenant, typ, key string, payload prot
 	if err != nil {
 		return Prepared{}, fmt.Errorf("feed: payload: %w", err)
 	}
+	return l.PrepareAny(ctx, tenant, typ, key, any)
+}
+
+// PrepareAny is Prepare for a payload the caller has already encoded, so
+// that a producer that also stores the encoded message (as the profile
+// store does its events) encodes it once.
+func (l *Log) PrepareAny(ctx context.Context, tenant, typ, key string, any *anypb.Any) (Prepared, error) {
 	carrier := propagation.MapCarrier{}
 	telemetry.Propagator.Inject(ctx, carrier)
 	raw, err := proto.Marshal(&feedv1.Event{

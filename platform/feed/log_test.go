@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
@@ -325,5 +327,48 @@ func TestServeWaitsForNewCommits(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
+	}
+}
+
+// TestPrepareAnyMatchesPrepare appends a payload encoded by the caller: the
+// stored event must be the one Prepare would have built from the message.
+func TestPrepareAnyMatchesPrepare(t *testing.T) {
+	ctx := context.Background()
+	db, log, _ := producer(t)
+	msg := wrapperspb.String("payload")
+	viaPrepare, err := log.Prepare(ctx, "acme", "customer.updated", "c1", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := proto.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaAny, err := log.PrepareAny(ctx, "acme", "customer.updated", "c1",
+		&anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.StringValue", Value: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, func(tx *bolt.Tx) error {
+		for _, p := range []feed.Prepared{viaPrepare, viaAny} {
+			if _, err := log.AppendPrepared(tx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := log.Read("acme", 0, 10)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("read: %d events, %v", len(evs), err)
+	}
+	evs[0].Sequence, evs[1].Sequence = 0, 0
+	if !proto.Equal(evs[0], evs[1]) {
+		t.Errorf("PrepareAny stored %v, Prepare %v", evs[1], evs[0])
+	}
+	got := &wrapperspb.StringValue{}
+	if err := evs[1].GetPayload().UnmarshalTo(got); err != nil || got.GetValue() != "payload" {
+		t.Errorf("payload = %v, %v", got, err)
 	}
 }

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
@@ -19,20 +22,59 @@ import (
 
 // encodedEvent is an event encoded for storage and for the feed.
 type encodedEvent struct {
-	json []byte
+	raw  []byte
 	feed feed.Prepared
 }
 
+// encodeEvent marshals the event once: the same bytes are its timeline
+// record and its feed entry's payload.
 func (s *Store) encodeEvent(ctx context.Context, tenant string, e *domain.Event) (encodedEvent, error) {
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return encodedEvent{}, fmt.Errorf("store: encode event: %w", err)
-	}
-	p, err := s.feed.Prepare(ctx, tenant, TypeEventRecorded, e.CustomerID, convert.EventToProto(e))
+	p := convert.EventToProto(e)
+	raw, err := marshalEvent(p)
 	if err != nil {
 		return encodedEvent{}, err
 	}
-	return encodedEvent{json: raw, feed: p}, nil
+	payload := &anypb.Any{TypeUrl: eventTypeURL, Value: raw}
+	fp, err := s.feed.PrepareAny(ctx, tenant, TypeEventRecorded, e.CustomerID, payload)
+	if err != nil {
+		return encodedEvent{}, err
+	}
+	return encodedEvent{raw: raw, feed: fp}, nil
+}
+
+// eventTypeURL is what anypb.New names a profilev1.Event.
+var eventTypeURL = "type.googleapis.com/" + string((*profilev1.Event)(nil).ProtoReflect().Descriptor().FullName())
+
+// marshalEvent is the timeline record of an event (schema 5): the API's
+// message, record_time included.
+func marshalEvent(p *profilev1.Event) ([]byte, error) {
+	raw, err := proto.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode event: %w", err)
+	}
+	return raw, nil
+}
+
+// putEvent stores e as its timeline record under key.
+func putEvent(b *bolt.Bucket, key []byte, e *domain.Event) error {
+	raw, err := marshalEvent(convert.EventToProto(e))
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+// decodeEvent reads a timeline record.
+func decodeEvent(raw []byte) (*domain.Event, error) {
+	var p profilev1.Event
+	if err := proto.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("store: decode event: %w", err)
+	}
+	e := convert.EventFromProto(&p)
+	if ts := p.GetRecordTime(); ts != nil {
+		e.RecordTime = ts.AsTime()
+	}
+	return e, nil
 }
 
 // customerMeta reads only what recording an event needs of a customer
@@ -53,7 +95,7 @@ func (t *tx) timeline(customerID string) ([][]byte, []*domain.Event, error) {
 	prefix := timelinePrefix(t.tenant, customerID)
 	c := t.b(bucketCustomerData).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		e, err := decode[domain.Event](v)
+		e, err := decodeEvent(v)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -112,7 +154,7 @@ func (t *tx) retryOf(stored, e *domain.Event) (bool, error) {
 // the result's error, not as the transaction's.
 func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encodedEvent, customers map[string]*domain.Customer) (domain.RecordResult, error) {
 	if idx := t.b(bucketEventIDs).Get(boltdb.Key(t.tenant, e.ID)); idx != nil {
-		stored, err := decode[domain.Event](t.b(bucketCustomerData).Get(idx))
+		stored, err := decodeEvent(t.b(bucketCustomerData).Get(idx))
 		if err != nil {
 			return domain.RecordResult{}, err
 		}
@@ -143,14 +185,15 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 	case e.Purchase != nil:
 		key := orderKey(t.tenant, e.CustomerID, e.Purchase.OrderID)
 		if raw := data.Get(key); raw != nil {
-			o, err := decode[domain.Order](raw)
+			o, err := decodeOrder(raw)
 			if err != nil {
 				return domain.RecordResult{}, err
 			}
 			return domain.RecordResult{Err: fmt.Errorf("purchase.order_id %q was already recorded by event %q: %w",
 				e.Purchase.OrderID, o.EventID, fault.ErrAlreadyExists)}, nil
 		}
-		if err := put(data, key, &domain.Order{OrderID: e.Purchase.OrderID, EventID: e.ID, Amount: e.Purchase.Amount}); err != nil {
+		o := domain.Order{OrderID: e.Purchase.OrderID, EventID: e.ID, Amount: e.Purchase.Amount}
+		if err := data.Put(key, o.AppendBinary(nil)); err != nil {
 			return domain.RecordResult{}, err
 		}
 	case e.Refund != nil:
@@ -158,7 +201,7 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 		var o *domain.Order
 		if raw := data.Get(key); raw != nil {
 			var err error
-			if o, err = decode[domain.Order](raw); err != nil {
+			if o, err = decodeOrder(raw); err != nil {
 				return domain.RecordResult{}, err
 			}
 		}
@@ -166,7 +209,7 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 			return domain.RecordResult{Err: err}, nil
 		}
 		o.Refunded += e.Refund.Amount.Minor
-		if err := put(data, key, o); err != nil {
+		if err := data.Put(key, o.AppendBinary(nil)); err != nil {
 			return domain.RecordResult{}, err
 		}
 	}
@@ -175,7 +218,7 @@ func (s *Store) recordOne(ctx context.Context, t *tx, e *domain.Event, enc encod
 		return domain.RecordResult{}, err
 	}
 	key := eventKey(t.tenant, e.CustomerID, e.OccurTime, boltdb.U64(seq))
-	if err := data.Put(key, enc.json); err != nil {
+	if err := data.Put(key, enc.raw); err != nil {
 		return domain.RecordResult{}, err
 	}
 	if err := t.b(bucketEventIDs).Put(boltdb.Key(t.tenant, e.ID), key); err != nil {
@@ -237,7 +280,7 @@ func (s *Store) GetEvent(ctx context.Context, tenant, id string) (*domain.Event,
 			return fmt.Errorf("event %q: %w", id, fault.ErrNotFound)
 		}
 		var err error
-		e, err = decode[domain.Event](btx.Bucket(bucketCustomerData).Get(idx))
+		e, err = decodeEvent(btx.Bucket(bucketCustomerData).Get(idx))
 		return err
 	})
 	return e, err
@@ -253,7 +296,7 @@ func (s *Store) ListEvents(ctx context.Context, tenant, customerID string, kind 
 		}
 		var err error
 		next, err = scan(btx.Bucket(bucketCustomerData).Cursor(), timelinePrefix(tenant, customerID), p.Token, func(k, v []byte) (bool, error) {
-			e, err := decode[domain.Event](v)
+			e, err := decodeEvent(v)
 			if err != nil {
 				return false, err
 			}
@@ -347,7 +390,7 @@ func (s *Store) Merge(ctx context.Context, tenant, targetID, srcID string, now t
 			}
 			e.CustomerID = targetID
 			nk := eventKey(tenant, targetID, e.OccurTime, eventSeq(keys[i]))
-			if err := put(data, nk, e); err != nil {
+			if err := putEvent(data, nk, e); err != nil {
 				return err
 			}
 			if err := t.b(bucketEventIDs).Put(boltdb.Key(tenant, e.ID), nk); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
 
 	"rapport.dev/platform/boltdb"
@@ -237,5 +238,145 @@ func TestMigrationFromSchema2(t *testing.T) {
 	refund9 := &domain.Event{ID: "r9", CustomerID: "kept", OccurTime: at2, Refund: &domain.Refund{OrderID: "o9", Amount: eur(900)}}
 	if _, created, err := svc.RecordEvent(ctx, "acme", refund9); err != nil || !created {
 		t.Fatalf("refund of a migrated order moved by the merge: created=%v err=%v", created, err)
+	}
+}
+
+// TestMigrationFromSchema4 opens a file laid out as schema 4 (timeline
+// entries, orders and counters as JSON in customer_data) with the current
+// code: every record must read back as it was written, with the retry,
+// refund and order-id rules working on the migrated records, and nothing
+// of customer_data may still be JSON.
+func TestMigrationFromSchema4(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "profile.db")
+	v4 := [][]byte{[]byte("customers"), []byte("customer_meta"), []byte("customer_data"), []byte("tenant_stats"),
+		[]byte("event_ids"), []byte("dup_index"), []byte("feed_scrubs")}
+	old, err := boltdb.Open(path, boltdb.Options{Schema: 4, Buckets: append(v4, feed.Buckets...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	eur := func(minor int64) domain.Money { return domain.Money{Minor: minor, Currency: "EUR"} }
+	kept := &domain.Customer{ID: "kept", Kind: domain.KindPerson, DisplayName: "y", CreateTime: t0, UpdateTime: t0, Revision: 1}
+	csat, nps := int32(4), int32(9)
+	evs := []*domain.Event{
+		{ID: "e1", CustomerID: "kept", OccurTime: time.Unix(0, -5).UTC(), Source: "pos",
+			Purchase: &domain.Purchase{OrderID: "o1", Amount: eur(300), Discount: eur(20), StoreID: "s1",
+				Items: []domain.LineItem{{SKU: "TEA-01", Name: "tea", Category: "tea", Quantity: 2, UnitPrice: eur(150)}}}},
+		{ID: "e2", CustomerID: "kept", OccurTime: t0.Add(-time.Hour), Refund: &domain.Refund{OrderID: "o1", Amount: eur(100), Reason: "damaged"}},
+		{ID: "e3", CustomerID: "kept", OccurTime: t0.Add(-time.Minute), Survey: &domain.Survey{SurveyID: "post", CSAT: &csat, NPS: &nps}},
+	}
+	stats := &domain.Stats{}
+	if err := old.Update(ctx, func(tx *bolt.Tx) error {
+		b := func(name string) *bolt.Bucket { return tx.Bucket([]byte(name)) }
+		for i, e := range evs {
+			if err := e.Validate(t0); err != nil {
+				return err
+			}
+			e.RecordTime = t0.Add(time.Duration(i) * time.Second)
+			raw, _ := json.Marshal(e)
+			at := make([]byte, 8)
+			binary.BigEndian.PutUint64(at, uint64(e.OccurTime.UnixNano())^(1<<63))
+			key := boltdb.Key("acme", e.CustomerID, append(append([]byte{'e'}, at...), boltdb.U64(uint64(i+1))...))
+			if err := b("customer_data").Put(key, raw); err != nil {
+				return err
+			}
+			if err := b("event_ids").Put(boltdb.Key("acme", e.ID), key); err != nil {
+				return err
+			}
+			stats.Apply(e)
+		}
+		if err := b("customer_data").SetSequence(uint64(len(evs))); err != nil {
+			return err
+		}
+		o, _ := json.Marshal(&domain.Order{OrderID: "o1", EventID: "e1", Amount: eur(300), Refunded: 100})
+		if err := b("customer_data").Put(append(boltdb.Prefix("acme", "kept"), append([]byte{'o'}, "o1"...)...), o); err != nil {
+			return err
+		}
+		raw, _ := json.Marshal(stats)
+		if err := b("customer_data").Put(append(boltdb.Prefix("acme", "kept"), 's'), raw); err != nil {
+			return err
+		}
+		raw, _ = json.Marshal(kept)
+		if err := b("customers").Put(boltdb.Key("acme", "kept"), raw); err != nil {
+			return err
+		}
+		if err := b("customer_meta").Put(boltdb.Key("acme", "kept"), []byte{0}); err != nil {
+			return err
+		}
+		ts := &domain.TenantStats{}
+		ts.Add(kept, stats, 1)
+		raw, _ = json.Marshal(ts)
+		return b("tenant_stats").Put([]byte("acme"), raw)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Five records in chunks of two: the walk resumes after each chunk.
+	defer store.SetMigrateChunk(2)()
+	db, err := boltdb.Open(path, store.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, _ := db.SchemaVersion(); v != store.SchemaVersion {
+		t.Fatalf("schema %d after open, want %d", v, store.SchemaVersion)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("customer_data")).ForEach(func(k, v []byte) error {
+			if json.Valid(v) {
+				t.Errorf("customer_data %q is still JSON: %s", k, v)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	st := store.New(db, feed.NewLog(db, clk))
+	svc := domain.NewService(st, clk)
+	for _, want := range evs {
+		got, err := svc.GetEvent(ctx, "acme", want.ID)
+		if err != nil {
+			t.Fatalf("GetEvent(%s) after migration: %v", want.ID, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("event %s after migration (-want +got):\n%s", want.ID, diff)
+		}
+	}
+	page, _, err := svc.ListEvents(ctx, "acme", "kept", domain.EventUnspecified, domain.Page{Size: 10})
+	if err != nil || len(page) != 3 || page[0].ID != "e1" || page[2].ID != "e3" {
+		t.Fatalf("timeline after migration: %v, %v", page, err)
+	}
+	if s, err := st.Stats(ctx, "acme", "kept"); err != nil || !cmp.Equal(s, stats) {
+		t.Fatalf("stats after migration: %+v, %v; want %+v", s, err, stats)
+	}
+	// A retry of a migrated event is acknowledged; its order id is taken.
+	retry := *evs[0]
+	retry.RecordTime = time.Time{}
+	if _, created, err := svc.RecordEvent(ctx, "acme", &retry); err != nil || created {
+		t.Fatalf("retry of a migrated event: created=%v err=%v", created, err)
+	}
+	reuse := &domain.Event{ID: "e4", CustomerID: "kept", OccurTime: t0, Purchase: &domain.Purchase{OrderID: "o1", Amount: eur(1)}}
+	if _, _, err := svc.RecordEvent(ctx, "acme", reuse); !errors.Is(err, fault.ErrAlreadyExists) {
+		t.Fatalf("purchase reusing a migrated order id: %v, want ErrAlreadyExists", err)
+	}
+	// The migrated order kept what was refunded: 200 of 300 is left.
+	over := &domain.Event{ID: "r2", CustomerID: "kept", OccurTime: t0, Refund: &domain.Refund{OrderID: "o1", Amount: eur(201)}}
+	if _, _, err := svc.RecordEvent(ctx, "acme", over); !errors.Is(err, fault.ErrInvalid) {
+		t.Fatalf("refund above what is left of a migrated order: %v, want ErrInvalid", err)
+	}
+	rest := &domain.Event{ID: "r3", CustomerID: "kept", OccurTime: t0, Refund: &domain.Refund{OrderID: "o1", Amount: eur(200)}}
+	if _, created, err := svc.RecordEvent(ctx, "acme", rest); err != nil || !created {
+		t.Fatalf("refund of the rest of a migrated order: created=%v err=%v", created, err)
+	}
+	if s, err := st.Stats(ctx, "acme", "kept"); err != nil || s.Refunds != 2 || s.Totals["EUR"].Refunded != 300 {
+		t.Fatalf("stats after a refund on migrated counters: %+v, %v", s, err)
+	}
+	if ts, err := st.TenantStats(ctx, "acme"); err != nil || ts.Customers != 1 || ts.Purchases != 1 {
+		t.Fatalf("tenant stats after migration: %+v, %v", ts, err)
 	}
 }

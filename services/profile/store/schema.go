@@ -13,6 +13,7 @@ import (
 
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/feed"
+	"rapport.dev/services/profile/convert"
 	"rapport.dev/services/profile/domain"
 )
 
@@ -26,9 +27,9 @@ import (
 //	├── customer_meta  tenant 0 customer_id                     -> flags (1 byte: 1 = referred) + merged_into
 //	│                  what recording an event needs, without parsing the customer (schema 2)
 //	├── customer_data  everything kept per customer, side by side (schema 3):
-//	│                  tenant 0 customer_id 0 'e' at(8) seq(8)   -> domain.Event (JSON), the timeline
-//	│                  tenant 0 customer_id 0 'o' order_id       -> domain.Order (JSON), refundable state
-//	│                  tenant 0 customer_id 0 's'                -> domain.Stats (JSON)
+//	│                  tenant 0 customer_id 0 'e' at(8) seq(8)   -> profilev1.Event (protobuf, record_time set), the timeline
+//	│                  tenant 0 customer_id 0 'o' order_id       -> domain.Order (binary, domain/codec.go), refundable state
+//	│                  tenant 0 customer_id 0 's'                -> domain.Stats (binary, domain/codec.go)
 //	│                  at = occur time in ns, sign bit flipped so it sorts; seq = insertion order
 //	│                  (the bucket's sequence)
 //	├── tenant_stats   tenant                                   -> domain.TenantStats (JSON)
@@ -73,8 +74,10 @@ const feedFillPercent = 1.0
 
 // SchemaVersion is the layout above. Version 2 added customer_meta; version
 // 3 moved events, orders and stats into customer_data; version 4 added
-// feed_scrubs.
-const SchemaVersion = 4
+// feed_scrubs; version 5 keeps timeline entries as protobuf (the bytes of
+// the feed entry's payload) and orders and stats in a binary encoding,
+// instead of JSON.
+const SchemaVersion = 5
 
 // Buckets lists every bucket the store needs, created on open.
 func Buckets() [][]byte {
@@ -88,6 +91,7 @@ func Options() boltdb.Options {
 		{From: 1, Up: addCustomerMeta},
 		{From: 2, Up: groupByCustomer},
 		{From: 3, Up: addFeedScrubs},
+		{From: 4, Up: binaryRecords},
 	}}
 }
 
@@ -137,6 +141,89 @@ func addCustomerMeta(tx *bolt.Tx) error {
 func addFeedScrubs(tx *bolt.Tx) error {
 	_, err := tx.CreateBucketIfNotExists(bucketFeedScrubs)
 	return err
+}
+
+// migrateChunk is how many keys binaryRecords reads before it writes.
+var migrateChunk = 10000
+
+// binaryRecords re-encodes the JSON records of customer_data in a version 4
+// file: timeline entries as protobuf, orders and stats in their binary
+// encodings. It goes a chunk of keys at a time (bbolt does not allow writes
+// while a cursor walks the bucket it writes).
+func binaryRecords(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketCustomerData)
+	if b == nil {
+		return nil
+	}
+	chunk := migrateChunk
+	type rec struct{ k, v []byte }
+	var from []byte
+	for {
+		batch := make([]rec, 0, chunk)
+		var last []byte
+		c := b.Cursor()
+		k, v := c.First()
+		if from != nil {
+			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+		}
+		for n := 0; k != nil && n < chunk; k, v = c.Next() {
+			n++
+			last = k
+			tag, err := recordTag(k)
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			switch tag {
+			case tagEvent:
+				e, err := decode[domain.Event](v)
+				if err != nil {
+					return fmt.Errorf("event %q: %w", k, err)
+				}
+				if raw, err = marshalEvent(convert.EventToProto(e)); err != nil {
+					return fmt.Errorf("event %q: %w", k, err)
+				}
+			case tagOrder:
+				o, err := decode[domain.Order](v)
+				if err != nil {
+					return fmt.Errorf("order %q: %w", k, err)
+				}
+				raw = o.AppendBinary(nil)
+			case tagStats:
+				s, err := decode[domain.Stats](v)
+				if err != nil {
+					return fmt.Errorf("stats %q: %w", k, err)
+				}
+				raw = s.AppendBinary(nil)
+			default:
+				return fmt.Errorf("customer_data key %q: unknown record tag %q", k, tag)
+			}
+			batch = append(batch, rec{bytes.Clone(k), raw})
+		}
+		if last == nil {
+			return nil
+		}
+		from = bytes.Clone(last)
+		for _, r := range batch {
+			if err := b.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// recordTag is the tag of a customer_data key: the byte after tenant 0
+// customer_id 0.
+func recordTag(k []byte) (byte, error) {
+	i := bytes.IndexByte(k, boltdb.Sep)
+	if i >= 0 {
+		if j := bytes.IndexByte(k[i+1:], boltdb.Sep); j >= 0 && i+j+2 < len(k) {
+			return k[i+j+2], nil
+		}
+	}
+	return 0, fmt.Errorf("malformed customer_data key %q", k)
 }
 
 // The version 2 buckets that groupByCustomer folds into customer_data:

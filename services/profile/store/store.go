@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -86,9 +88,25 @@ func (t *tx) putCustomer(c *domain.Customer) error {
 
 // Scratch keys of the cached counters.
 type (
-	statsSlot       struct{ tenant, id string }
-	tenantStatsSlot string
+	customerStatsSlot string
+	tenantStatsSlot   string
 )
+
+func decodeStats(raw []byte) (*domain.Stats, error) {
+	s := new(domain.Stats)
+	if err := s.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("store: decode stats: %w", err)
+	}
+	return s, nil
+}
+
+func decodeOrder(raw []byte) (*domain.Order, error) {
+	o := new(domain.Order)
+	if err := o.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("store: decode order: %w", err)
+	}
+	return o, nil
+}
 
 // cached returns the scratch copy of a JSON record, loading it from bucket
 // on first use in the transaction and arranging to write it back (or delete
@@ -125,18 +143,70 @@ func cached[T any](t *tx, key any, bucket, dbKey []byte) (*T, error) {
 	return v, nil
 }
 
+// customerStats is a write transaction's decoded customer counters of one
+// tenant, in the group commit's scratch. They are written back once, in key
+// order, before the commit; a nil entry is deleted.
+type customerStats map[string]*domain.Stats
+
+// customerStats returns the tenant's cache, registering its write-back on
+// first use in the transaction.
+func (t *tx) customerStats() customerStats {
+	slot := customerStatsSlot(t.tenant)
+	if v, ok := t.scratch.Get(slot); ok {
+		return v.(customerStats)
+	}
+	cache := customerStats{}
+	t.scratch.Set(slot, cache)
+	tenant := t.tenant
+	t.scratch.BeforeCommit(slot, func(btx *bolt.Tx) error {
+		b := btx.Bucket(bucketCustomerData)
+		for _, id := range slices.Sorted(maps.Keys(cache)) {
+			key := statsKey(tenant, id)
+			var err error
+			if st := cache[id]; st == nil {
+				err = b.Delete(key)
+			} else {
+				err = b.Put(key, st.AppendBinary(nil))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return cache
+}
+
 // stats returns a customer's counters; in a write transaction, changes to
 // the returned value are stored at commit.
 func (t *tx) stats(id string) (*domain.Stats, error) {
-	return cached[domain.Stats](t, statsSlot{t.tenant, id}, bucketCustomerData, statsKey(t.tenant, id))
+	var cache customerStats
+	if t.scratch != nil {
+		cache = t.customerStats()
+		if st, ok := cache[id]; ok {
+			if st == nil { // deleted earlier in this transaction: starts empty
+				st = &domain.Stats{}
+				cache[id] = st
+			}
+			return st, nil
+		}
+	}
+	st := &domain.Stats{}
+	if raw := t.b(bucketCustomerData).Get(statsKey(t.tenant, id)); raw != nil {
+		var err error
+		if st, err = decodeStats(raw); err != nil {
+			return nil, err
+		}
+	}
+	if cache != nil {
+		cache[id] = st
+	}
+	return st, nil
 }
 
 // deleteStats removes a customer's counters at commit.
 func (t *tx) deleteStats(id string) error {
-	if _, err := t.stats(id); err != nil { // registers the write-back
-		return err
-	}
-	t.scratch.Set(statsSlot{t.tenant, id}, (*domain.Stats)(nil))
+	t.customerStats()[id] = nil
 	return nil
 }
 
@@ -359,7 +429,7 @@ func (s *Store) Erase(ctx context.Context, tenant, id string, now time.Time) (*d
 		}
 		for i, e := range evs {
 			e.ScrubText()
-			if err := put(data, keys[i], e); err != nil {
+			if err := putEvent(data, keys[i], e); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,183 @@
+package domain_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"rapport.dev/services/profile/domain"
+)
+
+// fullStats sets every field of Stats to a value that is not its zero.
+func fullStats() *domain.Stats {
+	return &domain.Stats{
+		Purchases: 12, Refunds: 2, DiscountedPurchases: 3,
+		Complaints: map[string]bool{"cp-2": true, "cp-1": true},
+		CSATSum:    17, CSATCount: 4, NPSCount: 5, Promoters: 2, Passives: 1, Detractors: 2,
+		LastNPS: 6, LastNPSTime: time.Date(2025, 5, 3, 1, 2, 3, 4, time.UTC),
+		Totals: map[string]*domain.Totals{
+			"EUR": {Purchased: 10_000, Refunded: 500, Discount: 300},
+			"CNY": {Purchased: 25_900, Refunded: -1},
+		},
+		// Before 1970 and beyond what UnixNano can hold.
+		FirstPurchase: time.Date(1969, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		LastPurchase:  time.Date(2300, 1, 1, 0, 0, 0, 1, time.UTC),
+		Referrals:     7,
+		LastContact:   time.Date(2025, 5, 9, 0, 0, 0, 0, time.UTC),
+	}
+}
+
+func TestStatsBinaryRoundTrip(t *testing.T) {
+	full := fullStats()
+	// Every field must be set, so that the round trip tests them all.
+	v := reflect.ValueOf(full).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("fixture leaves Stats.%s zero", v.Type().Field(i).Name)
+		}
+	}
+	for name, s := range map[string]*domain.Stats{
+		"full":     full,
+		"zero":     {},
+		"negative": {Purchases: -1, LastNPS: -2, Totals: map[string]*domain.Totals{"USD": {Purchased: -9}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := s.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got domain.Stats
+			if err := got.UnmarshalBinary(raw); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(s, &got); diff != "" {
+				t.Errorf("after the round trip (-want +got):\n%s", diff)
+			}
+			// The JSON encoding the store used before reads back the same.
+			js, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fromJSON domain.Stats
+			if err := json.Unmarshal(js, &fromJSON); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&fromJSON, &got); diff != "" {
+				t.Errorf("binary and JSON round trips differ (-json +binary):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStatsBinaryIsDeterministic(t *testing.T) {
+	a, _ := fullStats().MarshalBinary()
+	for range 20 { // map order varies from run to run
+		b, _ := fullStats().MarshalBinary()
+		if string(a) != string(b) {
+			t.Fatal("two encodings of the same stats differ")
+		}
+	}
+}
+
+func TestOrderBinaryRoundTrip(t *testing.T) {
+	for name, o := range map[string]*domain.Order{
+		"full": {OrderID: "SO-778812", EventID: "pos-778812", Amount: domain.Money{Minor: 25_900, Currency: "CNY"}, Refunded: 5_900},
+		"zero": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := o.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got domain.Order
+			if err := got.UnmarshalBinary(raw); err != nil {
+				t.Fatal(err)
+			}
+			if got != *o {
+				t.Errorf("after the round trip: %+v, want %+v", got, *o)
+			}
+		})
+	}
+}
+
+// TestBinaryMalformed checks that damaged input is an error: every
+// truncation, a trailing byte, an unknown version or flag.
+func TestBinaryMalformed(t *testing.T) {
+	stats, _ := fullStats().MarshalBinary()
+	order, _ := (&domain.Order{OrderID: "o", EventID: "e", Amount: domain.Money{Minor: 1, Currency: "EUR"}, Refunded: 1}).MarshalBinary()
+	decoders := map[string]struct {
+		raw    []byte
+		decode func([]byte) error
+	}{
+		"stats": {stats, func(b []byte) error { return new(domain.Stats).UnmarshalBinary(b) }},
+		"order": {order, func(b []byte) error { return new(domain.Order).UnmarshalBinary(b) }},
+	}
+	for name, d := range decoders {
+		t.Run(name, func(t *testing.T) {
+			if err := d.decode(d.raw); err != nil {
+				t.Fatalf("valid input: %v", err)
+			}
+			for n := range len(d.raw) {
+				if err := d.decode(d.raw[:n]); err == nil {
+					t.Errorf("truncated to %d of %d bytes: no error", n, len(d.raw))
+				}
+			}
+			if err := d.decode(append(append([]byte(nil), d.raw...), 0)); err == nil {
+				t.Error("trailing byte: no error")
+			}
+			bad := append([]byte(nil), d.raw...)
+			bad[0] = 2
+			if err := d.decode(bad); err == nil {
+				t.Error("format version 2: no error")
+			}
+		})
+	}
+	bad := append([]byte(nil), stats...)
+	bad[1] |= 0x80
+	if err := new(domain.Stats).UnmarshalBinary(bad); err == nil {
+		t.Error("unknown stats flag: no error")
+	}
+}
+
+func FuzzStatsUnmarshalBinary(f *testing.F) {
+	full, _ := fullStats().MarshalBinary()
+	zero, _ := (&domain.Stats{}).MarshalBinary()
+	f.Add(full)
+	f.Add(zero)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var s domain.Stats
+		if s.UnmarshalBinary(data) != nil {
+			return
+		}
+		raw, err := s.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again domain.Stats
+		if err := again.UnmarshalBinary(raw); err != nil {
+			t.Fatalf("re-encoded stats do not decode: %v", err)
+		}
+		if diff := cmp.Diff(&s, &again); diff != "" {
+			t.Fatalf("decode, encode, decode changed the stats (-first +second):\n%s", diff)
+		}
+	})
+}
+
+func FuzzOrderUnmarshalBinary(f *testing.F) {
+	raw, _ := (&domain.Order{OrderID: "o", EventID: "e", Amount: domain.Money{Minor: 1, Currency: "EUR"}}).MarshalBinary()
+	f.Add(raw)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var o domain.Order
+		if o.UnmarshalBinary(data) != nil {
+			return
+		}
+		raw, _ := o.MarshalBinary()
+		var again domain.Order
+		if err := again.UnmarshalBinary(raw); err != nil || again != o {
+			t.Fatalf("re-encoded order: %+v, %v; want %+v", again, err, o)
+		}
+	})
+}
