@@ -144,9 +144,12 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	// register adds the test clock to a service's server when it is fake.
 	register := func(srv *grpcserver.Server) {
 		if f, ok := cfg.clock.(*clock.Fake); ok {
-			testingv1.RegisterClockServiceServer(srv.GRPC, testclock.New(f))
+			testingv1.RegisterClockServiceServer(srv, testclock.New(f))
 		}
 	}
+	// The servers of the services in this process, which the gateway calls
+	// in-process.
+	var profileSrv, segmentSrv *grpcserver.Server
 	if cfg.runs(targetProfile) {
 		svc, err := profile.New(profile.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
 			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, Clock: cfg.clock})
@@ -155,6 +158,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		}
 		undo = append(undo, func() { svc.Close() })
 		register(svc.Server())
+		profileSrv = svc.Server()
 		lis, err := net.Listen("tcp", cfg.ProfileAddr)
 		if err != nil {
 			return fmt.Errorf("profile: listen: %w", err)
@@ -172,6 +176,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		}
 		undo = append(undo, func() { svc.Close() })
 		register(svc.Server())
+		segmentSrv = svc.Server()
 		lis, err := net.Listen("tcp", cfg.SegmentAddr)
 		if err != nil {
 			return fmt.Errorf("segmentation: listen: %w", err)
@@ -183,6 +188,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	if cfg.runs(targetGateway) {
 		gw, err := gateway.New(ctx, gateway.Options{
 			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, TestClock: cfg.FakeClock != "",
+			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv,
 			Logger: log, TracerProvider: tele[targetGateway].TracerProvider,
 		})
 		if err != nil {

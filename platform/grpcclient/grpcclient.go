@@ -25,6 +25,9 @@ type Options struct {
 	Extra []grpc.DialOption
 }
 
+// maxRecvBytes limits the responses a client accepts.
+const maxRecvBytes = 64 << 20
+
 // Dial creates a client connection to target ("host:port", "passthrough:///bufnet").
 // The connection is lazy: it connects on first use and reconnects by itself.
 func Dial(target string, opts Options) (*grpc.ClientConn, error) {
@@ -37,7 +40,7 @@ func Dial(target string, opts Options) (*grpc.ClientConn, error) {
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOpts...)),
 		grpc.WithChainUnaryInterceptor(unaryTenant),
 		grpc.WithChainStreamInterceptor(streamTenant),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)),
 	}
 	dial = append(dial, opts.Extra...)
 	cc, err := grpc.NewClient(target, dial...)
@@ -45,6 +48,23 @@ func Dial(target string, opts Options) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("grpcclient: dial %s: %w", target, err)
 	}
 	return cc, nil
+}
+
+// Wrap gives a connection that Dial did not make, such as a server's
+// in-process connection (grpcserver.Server.InProcess), the client side of
+// Dial's: the caller's tenant as metadata and the response size limit.
+func Wrap(cc grpc.ClientConnInterface) grpc.ClientConnInterface { return wrapped{cc} }
+
+type wrapped struct{ cc grpc.ClientConnInterface }
+
+func (w wrapped) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	opts = append([]grpc.CallOption{grpc.MaxCallRecvMsgSize(maxRecvBytes)}, opts...)
+	return w.cc.Invoke(outgoing(ctx), method, args, reply, opts...)
+}
+
+func (w wrapped) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	opts = append([]grpc.CallOption{grpc.MaxCallRecvMsgSize(maxRecvBytes)}, opts...)
+	return w.cc.NewStream(outgoing(ctx), desc, method, opts...)
 }
 
 // outgoing adds the context's tenant to the outgoing metadata unless the

@@ -8,6 +8,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 
 	"rapport.dev/platform/telemetry"
 )
@@ -38,6 +41,19 @@ type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
 	log    *slog.Logger
+
+	// What in-process calls (InProcess) share with network ones: the
+	// stats handler, the unary interceptor chain and the receive limit.
+	stats   stats.Handler
+	unary   grpc.UnaryServerInterceptor
+	maxRecv int
+	// methods holds the unary methods registered with RegisterService.
+	mu      sync.RWMutex
+	methods map[string]localMethod
+	calls   calls
+	// addr is the address Serve listens on, the local address of
+	// in-process calls.
+	addr atomic.Pointer[net.Addr]
 }
 
 // New builds a server. Register services on s.GRPC, then call Serve.
@@ -59,22 +75,47 @@ func New(opts Options) *Server {
 		cross[m] = true
 	}
 	ic := interceptors{log: log, crossTenant: cross}
+	sh := otelgrpc.NewServerHandler(otelOpts...)
+	// The first interceptor is the outermost: logging sees the status that
+	// recovery produced, and a panic in the tenancy check is caught.
+	unary := chainUnary(ic.unaryLog, ic.unaryRecover, ic.unaryTenant)
 	g := grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelOpts...)),
-		// The first interceptor is the outermost: logging sees the status
-		// that recovery produced, and a panic in the tenancy check is caught.
-		grpc.ChainUnaryInterceptor(ic.unaryLog, ic.unaryRecover, ic.unaryTenant),
+		grpc.StatsHandler(sh),
+		grpc.UnaryInterceptor(unary),
 		grpc.ChainStreamInterceptor(ic.streamLog, ic.streamRecover, ic.streamTenant),
 		grpc.MaxRecvMsgSize(maxRecv),
 	)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, log: log}
+	return &Server{GRPC: g, Health: h, log: log, stats: sh, unary: unary, maxRecv: maxRecv}
+}
+
+// chainUnary runs ics in order, the first outermost, as
+// grpc.ChainUnaryInterceptor does. Network and in-process calls share the
+// one chain it returns.
+func chainUnary(ics ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		for i := len(ics) - 1; i > 0; i-- {
+			ic, next := ics[i], handler
+			handler = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, next) }
+		}
+		return ics[0](ctx, req, info, handler)
+	}
+}
+
+// localAddr is the listen address once Serve has been called.
+func (s *Server) localAddr() net.Addr {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return nil
 }
 
 // Serve marks every registered service SERVING and serves lis until Stop.
 func (s *Server) Serve(lis net.Listener) error {
+	addr := lis.Addr()
+	s.addr.Store(&addr)
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for name := range s.GRPC.GetServiceInfo() {
 		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
@@ -87,9 +128,13 @@ func (s *Server) Serve(lis net.Listener) error {
 func (s *Server) NotServing() { s.Health.Shutdown() }
 
 // Stop stops gracefully: in-flight RPCs finish until ctx's deadline, then the
-// remaining ones (long-lived feed streams) are cut.
+// remaining ones (long-lived feed streams) are cut. In-process calls
+// (InProcess) are refused from the start; those in flight are waited for
+// until the deadline too, but cannot be cut: they run in their callers'
+// goroutines.
 func (s *Server) Stop(ctx context.Context) {
 	s.NotServing()
+	local := s.calls.stop()
 	done := make(chan struct{})
 	go func() {
 		s.GRPC.GracefulStop()
@@ -100,6 +145,10 @@ func (s *Server) Stop(ctx context.Context) {
 	case <-ctx.Done():
 		s.GRPC.Stop()
 		<-done
+	}
+	select {
+	case <-local:
+	case <-ctx.Done():
 	}
 }
 

@@ -138,8 +138,11 @@ func (r *records) find(msg string, want map[string]string) (slog.Record, bool) {
 }
 
 type env struct {
-	srv     *grpcserver.Server
-	cc      *grpc.ClientConn
+	srv *grpcserver.Server
+	// cc is the network connection, or the in-process one with the
+	// network connection for streams.
+	cc      grpc.ClientConnInterface
+	conn    *grpc.ClientConn
 	logs    *records
 	spans   *tracetest.SpanRecorder // server side
 	client  trace.TracerProvider
@@ -149,9 +152,21 @@ type env struct {
 	served  sync.Once
 }
 
+// transports are the two ways a client reaches the server: over the
+// network, and in-process (Server.InProcess) with the network for streams.
+// Every test runs over both: the answers must not differ.
+var transports = []string{"network", "in-process"}
+
+// forEachTransport runs fn for each transport, with a started server.
+func forEachTransport(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { fn(t, start(t, tr == "in-process")) })
+	}
+}
+
 // start runs the real server, with its interceptors, over bufconn and dials
-// it with grpcclient.
-func start(t *testing.T) *env {
+// it with grpcclient; with inProcess, unary calls go in-process.
+func start(t *testing.T, inProcess bool) *env {
 	t.Helper()
 	e := &env{
 		logs:    &records{},
@@ -166,7 +181,7 @@ func start(t *testing.T) *env {
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans)),
 		CrossTenant:    []string{mFeedTenant},
 	})
-	e.srv.GRPC.RegisterService(probeDesc(e.blocked), struct{}{})
+	e.srv.RegisterService(probeDesc(e.blocked), struct{}{})
 
 	lis := bufconn.Listen(1 << 20)
 	go func() { e.stopped <- e.srv.Serve(lis) }()
@@ -185,7 +200,15 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	e.cc = cc
+	e.conn, e.cc = cc, cc
+	// Serving before the test starts, so that a Stop in the test stops a
+	// running server whichever transport the calls take.
+	if _, err := healthpb.NewHealthClient(cc).Check(t.Context(), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	if inProcess {
+		e.cc = grpcclient.Wrap(e.srv.InProcess(cc))
+	}
 	return e
 }
 
@@ -227,202 +250,209 @@ func (e *env) stream(ctx context.Context, method string) (string, error) {
 }
 
 func TestTenantReachesHandler(t *testing.T) {
-	e := start(t)
-	ctx := tenancy.WithTenant(context.Background(), "acme")
+	forEachTransport(t, func(t *testing.T, e *env) {
+		ctx := tenancy.WithTenant(context.Background(), "acme")
 
-	for _, tc := range []struct {
-		name string
-		call func(context.Context, string) (string, error)
-		m    string
-	}{
-		{"unary", e.call, mTenant},
-		{"stream", e.stream, mWatchTenant},
-		{"cross-tenant method with one tenant", e.call, mFeedTenant},
-	} {
-		got, err := tc.call(ctx, tc.m)
-		if err != nil || got != "acme" {
-			t.Errorf("%s: handler saw tenant %q, %v; want acme", tc.name, got, err)
+		for _, tc := range []struct {
+			name string
+			call func(context.Context, string) (string, error)
+			m    string
+		}{
+			{"unary", e.call, mTenant},
+			{"stream", e.stream, mWatchTenant},
+			{"cross-tenant method with one tenant", e.call, mFeedTenant},
+		} {
+			got, err := tc.call(ctx, tc.m)
+			if err != nil || got != "acme" {
+				t.Errorf("%s: handler saw tenant %q, %v; want acme", tc.name, got, err)
+			}
 		}
-	}
+	})
 }
 
 func TestTenantRefused(t *testing.T) {
-	e := start(t)
-	bg := context.Background()
-	withMD := func(v string) context.Context {
-		return metadata.AppendToOutgoingContext(bg, tenancy.MetadataKey, v)
-	}
+	forEachTransport(t, func(t *testing.T, e *env) {
+		bg := context.Background()
+		withMD := func(v string) context.Context {
+			return metadata.AppendToOutgoingContext(bg, tenancy.MetadataKey, v)
+		}
 
-	for _, tc := range []struct {
-		name string
-		ctx  context.Context
-		call func(context.Context, string) (string, error)
-		m    string
-	}{
-		{"missing", bg, e.call, mTenant},
-		{"missing on a stream", bg, e.stream, mWatchTenant},
-		{"empty", withMD(""), e.call, mTenant},
-		{"upper case", tenancy.WithTenant(bg, "Acme"), e.call, mTenant},
-		{"space", withMD("acme corp"), e.call, mTenant},
-		{"leading dash", withMD("-acme"), e.call, mTenant},
-		{"64 characters", withMD(strings.Repeat("a", 64)), e.call, mTenant},
-		{"wildcard on a single-tenant method", tenancy.WithTenant(bg, tenancy.All), e.call, mTenant},
-		{"wildcard on a single-tenant stream", tenancy.WithTenant(bg, tenancy.All), e.stream, mWatchTenant},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.call(tc.ctx, tc.m)
-			st := status.Convert(err)
-			if st.Code() != codes.InvalidArgument {
-				t.Fatalf("code = %v (%v), want InvalidArgument", st.Code(), err)
-			}
-			var fields []string
-			for _, d := range st.Details() {
-				if br, ok := d.(*errdetails.BadRequest); ok {
-					for _, fv := range br.FieldViolations {
-						fields = append(fields, fv.Field)
-						if fv.Description == "" {
-							t.Error("field violation without a description")
+		for _, tc := range []struct {
+			name string
+			ctx  context.Context
+			call func(context.Context, string) (string, error)
+			m    string
+		}{
+			{"missing", bg, e.call, mTenant},
+			{"missing on a stream", bg, e.stream, mWatchTenant},
+			{"empty", withMD(""), e.call, mTenant},
+			{"upper case", tenancy.WithTenant(bg, "Acme"), e.call, mTenant},
+			{"space", withMD("acme corp"), e.call, mTenant},
+			{"leading dash", withMD("-acme"), e.call, mTenant},
+			{"64 characters", withMD(strings.Repeat("a", 64)), e.call, mTenant},
+			{"wildcard on a single-tenant method", tenancy.WithTenant(bg, tenancy.All), e.call, mTenant},
+			{"wildcard on a single-tenant stream", tenancy.WithTenant(bg, tenancy.All), e.stream, mWatchTenant},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := tc.call(tc.ctx, tc.m)
+				st := status.Convert(err)
+				if st.Code() != codes.InvalidArgument {
+					t.Fatalf("code = %v (%v), want InvalidArgument", st.Code(), err)
+				}
+				var fields []string
+				for _, d := range st.Details() {
+					if br, ok := d.(*errdetails.BadRequest); ok {
+						for _, fv := range br.FieldViolations {
+							fields = append(fields, fv.Field)
+							if fv.Description == "" {
+								t.Error("field violation without a description")
+							}
 						}
 					}
 				}
-			}
-			if !slices.Equal(fields, []string{tenancy.MetadataKey}) {
-				t.Errorf("field violations = %v, want [%s]", fields, tenancy.MetadataKey)
-			}
-		})
-	}
+				if !slices.Equal(fields, []string{tenancy.MetadataKey}) {
+					t.Errorf("field violations = %v, want [%s]", fields, tenancy.MetadataKey)
+				}
+			})
+		}
+	})
 }
 
 func TestCrossTenantWildcard(t *testing.T) {
-	e := start(t)
-	got, err := e.call(tenancy.WithTenant(context.Background(), tenancy.All), mFeedTenant)
-	if err != nil || got != tenancy.All {
-		t.Fatalf("cross-tenant method saw %q, %v; want %q", got, err, tenancy.All)
-	}
-	// The longest valid id is accepted everywhere.
-	long := strings.Repeat("a", 63)
-	if got, err := e.call(tenancy.WithTenant(context.Background(), long), mTenant); err != nil || got != long {
-		t.Errorf("63-character tenant: %q, %v", got, err)
-	}
+	forEachTransport(t, func(t *testing.T, e *env) {
+		got, err := e.call(tenancy.WithTenant(context.Background(), tenancy.All), mFeedTenant)
+		if err != nil || got != tenancy.All {
+			t.Fatalf("cross-tenant method saw %q, %v; want %q", got, err, tenancy.All)
+		}
+		// The longest valid id is accepted everywhere.
+		long := strings.Repeat("a", 63)
+		if got, err := e.call(tenancy.WithTenant(context.Background(), long), mTenant); err != nil || got != long {
+			t.Errorf("63-character tenant: %q, %v", got, err)
+		}
+	})
 }
 
 func TestPanicBecomesInternalAndServerKeepsServing(t *testing.T) {
-	e := start(t)
-	ctx := tenancy.WithTenant(context.Background(), "acme")
+	forEachTransport(t, func(t *testing.T, e *env) {
+		ctx := tenancy.WithTenant(context.Background(), "acme")
 
-	for _, tc := range []struct {
-		call func(context.Context, string) (string, error)
-		m    string
-	}{{e.call, mPanic}, {e.stream, mPanicStream}} {
-		_, err := tc.call(ctx, tc.m)
-		st := status.Convert(err)
-		if st.Code() != codes.Internal || st.Message() != "internal error" {
-			t.Errorf("%s: status = %v %q, want Internal %q", tc.m, st.Code(), st.Message(), "internal error")
+		for _, tc := range []struct {
+			call func(context.Context, string) (string, error)
+			m    string
+		}{{e.call, mPanic}, {e.stream, mPanicStream}} {
+			_, err := tc.call(ctx, tc.m)
+			st := status.Convert(err)
+			if st.Code() != codes.Internal || st.Message() != "internal error" {
+				t.Errorf("%s: status = %v %q, want Internal %q", tc.m, st.Code(), st.Message(), "internal error")
+			}
+			if _, ok := e.logs.find("panic in handler", map[string]string{"method": tc.m}); !ok {
+				t.Errorf("%s: panic not logged", tc.m)
+			}
+			// Logging is outside recovery, so it records the status recovery made.
+			rec, ok := e.logs.find("rpc", map[string]string{"method": tc.m, "code": "Internal"})
+			if !ok || rec.Level != slog.LevelError {
+				t.Errorf("%s: no error-level rpc log with code Internal (found %v)", tc.m, ok)
+			}
 		}
-		if _, ok := e.logs.find("panic in handler", map[string]string{"method": tc.m}); !ok {
-			t.Errorf("%s: panic not logged", tc.m)
+		if got, err := e.call(ctx, mTenant); err != nil || got != "acme" {
+			t.Errorf("call after the panics: %q, %v", got, err)
 		}
-		// Logging is outside recovery, so it records the status recovery made.
-		rec, ok := e.logs.find("rpc", map[string]string{"method": tc.m, "code": "Internal"})
-		if !ok || rec.Level != slog.LevelError {
-			t.Errorf("%s: no error-level rpc log with code Internal (found %v)", tc.m, ok)
-		}
-	}
-	if got, err := e.call(ctx, mTenant); err != nil || got != "acme" {
-		t.Errorf("call after the panics: %q, %v", got, err)
-	}
+	})
 }
 
 func TestHealthAndReflectionNeedNoTenant(t *testing.T) {
-	e := start(t)
-	ctx := context.Background()
-	health := healthpb.NewHealthClient(e.cc)
+	forEachTransport(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		health := healthpb.NewHealthClient(e.cc)
 
-	for _, svc := range []string{"", probe} {
-		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
-		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			t.Errorf("Check(%q) = %v, %v; want SERVING", svc, resp.GetStatus(), err)
+		for _, svc := range []string{"", probe} {
+			resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("Check(%q) = %v, %v; want SERVING", svc, resp.GetStatus(), err)
+			}
 		}
-	}
 
-	rs, err := reflectionpb.NewServerReflectionClient(e.cc).ServerReflectionInfo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rs.Send(&reflectionpb.ServerReflectionRequest{
-		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := rs.Recv()
-	if err != nil {
-		t.Fatalf("reflection: %v", err)
-	}
-	var names []string
-	for _, s := range resp.GetListServicesResponse().GetService() {
-		names = append(names, s.GetName())
-	}
-	if !slices.Contains(names, probe) || !slices.Contains(names, "grpc.health.v1.Health") {
-		t.Errorf("reflection lists %v", names)
-	}
-	rs.CloseSend()
+		rs, err := reflectionpb.NewServerReflectionClient(e.cc).ServerReflectionInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.Send(&reflectionpb.ServerReflectionRequest{
+			MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rs.Recv()
+		if err != nil {
+			t.Fatalf("reflection: %v", err)
+		}
+		var names []string
+		for _, s := range resp.GetListServicesResponse().GetService() {
+			names = append(names, s.GetName())
+		}
+		if !slices.Contains(names, probe) || !slices.Contains(names, "grpc.health.v1.Health") {
+			t.Errorf("reflection lists %v", names)
+		}
+		rs.CloseSend()
 
-	e.srv.NotServing()
-	resp2, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: probe})
-	if err != nil || resp2.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Errorf("Check after NotServing = %v, %v; want NOT_SERVING", resp2.GetStatus(), err)
-	}
+		e.srv.NotServing()
+		resp2, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: probe})
+		if err != nil || resp2.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("Check after NotServing = %v, %v; want NOT_SERVING", resp2.GetStatus(), err)
+		}
+	})
 }
 
 func TestTraceJoinsClientAndServer(t *testing.T) {
-	e := start(t)
-	ctx := tenancy.WithTenant(context.Background(), "acme")
-	ctx, parent := e.client.Tracer("test").Start(ctx, "caller")
-	if _, err := e.call(ctx, mTenant); err != nil {
-		t.Fatal(err)
-	}
-	parent.End()
-	want := parent.SpanContext().TraceID()
-	// The server span ends after the response is sent; GracefulStop waits
-	// for the call to finish completely.
-	e.srv.StopTimeout(5 * time.Second)
-	e.waitServed(t)
+	forEachTransport(t, func(t *testing.T, e *env) {
+		ctx := tenancy.WithTenant(context.Background(), "acme")
+		ctx, parent := e.client.Tracer("test").Start(ctx, "caller")
+		if _, err := e.call(ctx, mTenant); err != nil {
+			t.Fatal(err)
+		}
+		parent.End()
+		want := parent.SpanContext().TraceID()
+		// The server span ends after the response is sent; GracefulStop waits
+		// for the call to finish completely.
+		e.srv.StopTimeout(5 * time.Second)
+		e.waitServed(t)
 
-	var found bool
-	for _, s := range e.spans.Ended() {
-		if s.SpanKind() == trace.SpanKindServer && strings.HasSuffix(s.Name(), "Probe/Tenant") {
-			found = true
-			if s.SpanContext().TraceID() != want || !s.Parent().IsRemote() {
-				t.Errorf("server span in trace %s (remote parent %v), want the caller's %s", s.SpanContext().TraceID(), s.Parent().IsRemote(), want)
+		var found bool
+		for _, s := range e.spans.Ended() {
+			if s.SpanKind() == trace.SpanKindServer && strings.HasSuffix(s.Name(), "Probe/Tenant") {
+				found = true
+				if s.SpanContext().TraceID() != want || !s.Parent().IsRemote() {
+					t.Errorf("server span in trace %s (remote parent %v), want the caller's %s", s.SpanContext().TraceID(), s.Parent().IsRemote(), want)
+				}
 			}
 		}
-	}
-	if !found {
-		t.Error("no server span for the call")
-	}
+		if !found {
+			t.Error("no server span for the call")
+		}
+	})
 }
 
 // TestStopCutsStreamsAtDeadline: GracefulStop waits for in-flight calls; a
 // long-lived stream is cut when the deadline passes.
 func TestStopCutsStreamsAtDeadline(t *testing.T) {
-	e := start(t)
-	ctx := tenancy.WithTenant(context.Background(), "acme")
-	cs, err := e.cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, mBlock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-e.blocked:
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream did not reach the handler")
-	}
+	forEachTransport(t, func(t *testing.T, e *env) {
+		ctx := tenancy.WithTenant(context.Background(), "acme")
+		cs, err := e.cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, mBlock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-e.blocked:
+		case <-time.After(5 * time.Second):
+			t.Fatal("stream did not reach the handler")
+		}
 
-	expired, cancel := context.WithCancel(context.Background())
-	cancel()
-	e.srv.Stop(expired)
-	e.waitServed(t)
+		expired, cancel := context.WithCancel(context.Background())
+		cancel()
+		e.srv.Stop(expired)
+		e.waitServed(t)
 
-	if err := cs.RecvMsg(new(wrapperspb.StringValue)); status.Code(err) != codes.Unavailable {
-		t.Errorf("stream after Stop: err = %v, want Unavailable: cut by the server", err)
-	}
+		if err := cs.RecvMsg(new(wrapperspb.StringValue)); status.Code(err) != codes.Unavailable {
+			t.Errorf("stream after Stop: err = %v, want Unavailable: cut by the server", err)
+		}
+	})
 }

@@ -34,10 +34,10 @@ func (ic interceptors) tenantContext(ctx context.Context, method string) (contex
 		return ctx, nil
 	}
 	var id string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(tenancy.MetadataKey); len(v) > 0 {
-			id = v[0]
-		}
+	// ValueFromIncomingContext, unlike FromIncomingContext, does not copy
+	// all the metadata.
+	if v := metadata.ValueFromIncomingContext(ctx, tenancy.MetadataKey); len(v) > 0 {
+		id = v[0]
 	}
 	if id == tenancy.All && ic.crossTenant[method] {
 		return tenancy.WithTenant(ctx, id), nil

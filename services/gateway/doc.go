@@ -20,4 +20,9 @@
 //
 // otelhttp traces every request, continuing the caller's W3C trace context,
 // and the backend calls join the same trace.
+//
+// A backend whose server runs in the same process (Options.ProfileInProcess)
+// is called in-process for unary RPCs, through that server's interceptors
+// and stats handler, with the same answers as over the network; streams
+// still use the network connection.
 package gateway

@@ -22,6 +22,7 @@ import (
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	testingv1 "rapport.dev/gen/go/rapport/testing/v1"
 	"rapport.dev/platform/grpcclient"
+	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/telemetry"
 )
 
@@ -61,6 +62,14 @@ type Options struct {
 	// DialExtra are appended to every backend's dial options (bufconn
 	// dialers in tests).
 	DialExtra []grpc.DialOption
+	// ProfileInProcess is the profile service's server when it runs in this
+	// process (rapport serve --target=all). Unary calls then skip the
+	// network: they run in the request's goroutine through the server's
+	// stats handler and interceptors (grpcserver.Server.InProcess), with
+	// the same results. Streams and /readyz still use ProfileTarget.
+	ProfileInProcess *grpcserver.Server
+	// SegmentationInProcess is the same for the segmentation service.
+	SegmentationInProcess *grpcserver.Server
 }
 
 // Validate checks the options and fills in defaults.
@@ -113,25 +122,38 @@ type backend struct {
 	target string
 	// health is the grpc.health.v1 service /readyz asks about; "" asks
 	// about the backend's server as a whole.
-	health   string
-	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
-	conn     *grpc.ClientConn
+	health string
+	// inProcess is the backend's server when it runs in this process.
+	inProcess *grpcserver.Server
+	register  func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error
+	conn      *grpc.ClientConn
 }
 
 func backendsOf(o Options) []*backend {
-	profile := profilev1.RegisterProfileServiceHandler
-	if o.TestClock {
-		profile = func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-			return errors.Join(profilev1.RegisterProfileServiceHandler(ctx, mux, conn),
-				testingv1.RegisterClockServiceHandler(ctx, mux, conn))
+	profile := func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		err := profilev1.RegisterProfileServiceHandlerClient(ctx, mux, profilev1.NewProfileServiceClient(cc))
+		if o.TestClock {
+			err = errors.Join(err, testingv1.RegisterClockServiceHandlerClient(ctx, mux, testingv1.NewClockServiceClient(cc)))
 		}
+		return err
 	}
-	bs := []*backend{{name: "profile", target: o.ProfileTarget, register: profile}}
+	bs := []*backend{{name: "profile", target: o.ProfileTarget, inProcess: o.ProfileInProcess, register: profile}}
 	if o.SegmentationTarget != "" {
-		bs = append(bs, &backend{name: "segmentation", target: o.SegmentationTarget,
-			register: segmentationv1.RegisterSegmentationServiceHandler})
+		bs = append(bs, &backend{name: "segmentation", target: o.SegmentationTarget, inProcess: o.SegmentationInProcess,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return segmentationv1.RegisterSegmentationServiceHandlerClient(ctx, mux, segmentationv1.NewSegmentationServiceClient(cc))
+			}})
 	}
 	return bs
+}
+
+// client is what the backend's routes call: the connection, or the
+// backend's server in-process with the connection for what cannot be.
+func (b *backend) client() grpc.ClientConnInterface {
+	if b.inProcess == nil {
+		return b.conn
+	}
+	return grpcclient.Wrap(b.inProcess.InProcess(b.conn))
 }
 
 // Gateway serves the REST API of every backend, their OpenAPI document and
@@ -163,7 +185,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		}
 		b.conn = conn
 		g.backends = append(g.backends, b)
-		if err := b.register(ctx, mux, conn); err != nil {
+		if err := b.register(ctx, mux, b.client()); err != nil {
 			return nil, errors.Join(fmt.Errorf("gateway: register %s: %w", b.name, err), g.Close())
 		}
 	}

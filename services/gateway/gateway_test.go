@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -24,10 +26,13 @@ import (
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/tenancy"
 )
 
@@ -43,6 +48,12 @@ type profileBackend struct {
 	calls       int
 	tenants     []string // x-rapport-tenant values of the last call
 	traceparent string   // traceparent of the last call
+	// tenant is the tenant the server's interceptor put in the context of
+	// the last call.
+	tenant string
+	// network is the peer's network of the last call, "inprocess" for an
+	// in-process call.
+	network string
 }
 
 func (b *profileBackend) note(ctx context.Context) {
@@ -54,6 +65,30 @@ func (b *profileBackend) note(ctx context.Context) {
 	if tp := md.Get("traceparent"); len(tp) > 0 {
 		b.traceparent = tp[0]
 	}
+	b.tenant, _ = tenancy.FromContext(ctx)
+	if p, ok := peer.FromContext(ctx); ok {
+		b.network = p.Addr.Network()
+	}
+}
+
+func (b *profileBackend) last() (tenant, network string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tenant, b.network
+}
+
+// FollowChanges streams two changes of the caller's tenant and ends.
+func (b *profileBackend) FollowChanges(req *profilev1.FollowChangesRequest, stream grpc.ServerStreamingServer[profilev1.FollowChangesResponse]) error {
+	b.note(stream.Context())
+	tenant, _ := tenancy.FromContext(stream.Context())
+	for seq := req.GetAfterSequence() + 1; seq <= req.GetAfterSequence()+2; seq++ {
+		if err := stream.Send(&profilev1.FollowChangesResponse{Event: &feedv1.Event{
+			Sequence: seq, Tenant: tenant, Type: "customer.created", Key: fmt.Sprintf("c-%d", seq),
+		}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *profileBackend) snapshot() (calls int, tenants []string, traceparent string) {
@@ -103,29 +138,67 @@ func (b *profileBackend) RecordEvent(ctx context.Context, req *profilev1.RecordE
 	return &profilev1.RecordEventResponse{Event: req.GetEvent(), Created: true}, nil
 }
 
-// fixture is the gateway in front of a real gRPC server over bufconn.
+// fixture is the gateway in front of a real gRPC server (grpcserver, with
+// its interceptors) over bufconn.
 type fixture struct {
 	backend *profileBackend
+	server  *grpcserver.Server
 	health  *health.Server
+	lis     *bufconn.Listener
 	gw      *Gateway
 	srv     *httptest.Server
 }
 
 // newFixture starts a backend and a gateway configured by opts, whose
-// target, dialer and logger it fills in.
+// target, dialer and logger it fills in; the gateway calls the backend
+// over the network.
 func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	f := &fixture{backend: &profileBackend{}, health: health.NewServer()}
-	s := grpc.NewServer()
-	profilev1.RegisterProfileServiceServer(s, f.backend)
-	grpc_health_v1.RegisterHealthServer(s, f.health)
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
+	f := newBackend(t)
+	f.gw, f.srv = f.gateway(t, opts)
+	return f
+}
 
+// transports are the two ways the gateway calls its backend: over the
+// network, and in-process (Options.ProfileInProcess). Tests that run over
+// both expect the same answers.
+var transports = []string{"network", "in-process"}
+
+// newFixtureOver is newFixture with the backend called over transport.
+func newFixtureOver(t testing.TB, transport string, opts Options) *fixture {
+	t.Helper()
+	f := newBackend(t)
+	if transport == "in-process" {
+		opts.ProfileInProcess = f.server
+	}
+	f.gw, f.srv = f.gateway(t, opts)
+	return f
+}
+
+// newBackend starts the backend's server.
+func newBackend(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{backend: &profileBackend{}, lis: bufconn.Listen(1 << 20)}
+	f.server = grpcserver.New(grpcserver.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	f.health = f.server.Health
+	profilev1.RegisterProfileServiceServer(f.server, f.backend)
+	served := make(chan error, 1)
+	go func() { served <- f.server.Serve(f.lis) }()
+	t.Cleanup(func() {
+		f.server.StopTimeout(5 * time.Second)
+		if err := <-served; err != nil {
+			t.Errorf("backend Serve: %v", err)
+		}
+	})
+	return f
+}
+
+// gateway builds a gateway in front of the backend and serves it.
+func (f *fixture) gateway(t testing.TB, opts Options) (*Gateway, *httptest.Server) {
+	t.Helper()
 	opts.ProfileTarget = "passthrough:///bufnet"
 	opts.DialExtra = append(opts.DialExtra, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-		return lis.DialContext(ctx)
+		return f.lis.DialContext(ctx)
 	}))
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
@@ -139,10 +212,9 @@ func newFixture(t testing.TB, opts Options) *fixture {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	f.gw = gw
-	f.srv = httptest.NewServer(gw.Handler())
-	t.Cleanup(f.srv.Close)
-	return f
+	srv := httptest.NewServer(gw.Handler())
+	t.Cleanup(srv.Close)
+	return gw, srv
 }
 
 // request is one HTTP call; a tenant of "-" sends no tenant header.
@@ -213,155 +285,184 @@ func errorOf(t *testing.T, r response, httpStatus int, code codes.Code) ErrorDet
 }
 
 func TestTenantReachesBackend(t *testing.T) {
-	f := newFixture(t, Options{})
-	r := f.do(t, request{
-		method: http.MethodGet, path: "/v1/customers/c-1",
-		// Only the validated header may name the tenant.
-		header: http.Header{"Grpc-Metadata-X-Rapport-Tenant": {"other"}},
-	})
-	if r.status != http.StatusOK {
-		t.Fatalf("status = %d; body %s", r.status, r.body)
-	}
-	var got struct {
-		Customer map[string]any `json:"customer"`
-	}
-	if err := json.Unmarshal(r.body, &got); err != nil {
-		t.Fatal(err)
-	}
-	// camelCase names, enums as strings, unset fields left out.
-	want := map[string]any{"customerId": "c-1", "kind": "CUSTOMER_KIND_PERSON", "displayName": "Ada Lovelace"}
-	if len(got.Customer) != len(want) {
-		t.Errorf("customer = %v, want %v", got.Customer, want)
-	}
-	for k, v := range want {
-		if got.Customer[k] != v {
-			t.Errorf("customer[%q] = %v, want %v", k, got.Customer[k], v)
-		}
-	}
-	if _, tenants, _ := f.backend.snapshot(); len(tenants) != 1 || tenants[0] != "acme" {
-		t.Errorf("backend saw tenants %q, want [acme]", tenants)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureOver(t, tr, Options{})
+			r := f.do(t, request{
+				method: http.MethodGet, path: "/v1/customers/c-1",
+				// Only the validated header may name the tenant.
+				header: http.Header{"Grpc-Metadata-X-Rapport-Tenant": {"other"}},
+			})
+			if r.status != http.StatusOK {
+				t.Fatalf("status = %d; body %s", r.status, r.body)
+			}
+			var got struct {
+				Customer map[string]any `json:"customer"`
+			}
+			if err := json.Unmarshal(r.body, &got); err != nil {
+				t.Fatal(err)
+			}
+			// camelCase names, enums as strings, unset fields left out.
+			want := map[string]any{"customerId": "c-1", "kind": "CUSTOMER_KIND_PERSON", "displayName": "Ada Lovelace"}
+			if len(got.Customer) != len(want) {
+				t.Errorf("customer = %v, want %v", got.Customer, want)
+			}
+			for k, v := range want {
+				if got.Customer[k] != v {
+					t.Errorf("customer[%q] = %v, want %v", k, got.Customer[k], v)
+				}
+			}
+			if _, tenants, _ := f.backend.snapshot(); len(tenants) != 1 || tenants[0] != "acme" {
+				t.Errorf("backend saw tenants %q, want [acme]", tenants)
+			}
+			// Only the server's tenancy interceptor puts the tenant in the
+			// handler's context, whichever the transport.
+			tenant, network := f.backend.last()
+			if tenant != "acme" {
+				t.Errorf("handler's context has tenant %q, want acme", tenant)
+			}
+			if inProcess := network == "inprocess"; inProcess != (tr == "in-process") {
+				t.Errorf("call arrived over %q, want %s", network, tr)
+			}
+		})
 	}
 }
 
 func TestTenantRefused(t *testing.T) {
-	f := newFixture(t, Options{})
-	for _, tc := range []struct {
-		name   string
-		header http.Header
-	}{
-		{"missing", nil},
-		{"empty", http.Header{"X-Rapport-Tenant": {""}}},
-		{"wildcard", http.Header{"X-Rapport-Tenant": {"*"}}},
-		{"upper case", http.Header{"X-Rapport-Tenant": {"Acme"}}},
-		{"too long", http.Header{"X-Rapport-Tenant": {strings.Repeat("a", 64)}}},
-		{"twice", http.Header{"X-Rapport-Tenant": {"acme", "other"}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := f.do(t, request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-", header: tc.header})
-			e := errorOf(t, r, http.StatusBadRequest, codes.InvalidArgument)
-			if len(e.FieldViolations) != 1 || e.FieldViolations[0].Field != tenancy.HeaderName {
-				t.Errorf("field violations = %+v, want one on %s", e.FieldViolations, tenancy.HeaderName)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureOver(t, tr, Options{})
+			for _, tc := range []struct {
+				name   string
+				header http.Header
+			}{
+				{"missing", nil},
+				{"empty", http.Header{"X-Rapport-Tenant": {""}}},
+				{"wildcard", http.Header{"X-Rapport-Tenant": {"*"}}},
+				{"upper case", http.Header{"X-Rapport-Tenant": {"Acme"}}},
+				{"too long", http.Header{"X-Rapport-Tenant": {strings.Repeat("a", 64)}}},
+				{"twice", http.Header{"X-Rapport-Tenant": {"acme", "other"}}},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					r := f.do(t, request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-", header: tc.header})
+					e := errorOf(t, r, http.StatusBadRequest, codes.InvalidArgument)
+					if len(e.FieldViolations) != 1 || e.FieldViolations[0].Field != tenancy.HeaderName {
+						t.Errorf("field violations = %+v, want one on %s", e.FieldViolations, tenancy.HeaderName)
+					}
+					if !strings.Contains(e.Message, tenancy.HeaderName) {
+						t.Errorf("message %q does not name %s", e.Message, tenancy.HeaderName)
+					}
+				})
 			}
-			if !strings.Contains(e.Message, tenancy.HeaderName) {
-				t.Errorf("message %q does not name %s", e.Message, tenancy.HeaderName)
+			if calls, _, _ := f.backend.snapshot(); calls != 0 {
+				t.Errorf("backend called %d times, want 0", calls)
 			}
 		})
-	}
-	if calls, _, _ := f.backend.snapshot(); calls != 0 {
-		t.Errorf("backend called %d times, want 0", calls)
 	}
 }
 
 func TestBackendErrors(t *testing.T) {
-	f := newFixture(t, Options{})
-	t.Run("field violations", func(t *testing.T) {
-		e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/invalid"}),
-			http.StatusBadRequest, codes.InvalidArgument)
-		want := FieldViolation{Field: "customer_id", Description: "must be 1 to 128 of A-Z a-z 0-9 . _ : -"}
-		if e.Status != "INVALID_ARGUMENT" || len(e.FieldViolations) != 1 || e.FieldViolations[0] != want {
-			t.Errorf("error = %+v, want INVALID_ARGUMENT with %+v", e, want)
-		}
-	})
-	t.Run("not found", func(t *testing.T) {
-		e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/missing"}),
-			http.StatusNotFound, codes.NotFound)
-		if e.Status != "NOT_FOUND" || e.Message != `customer "missing" not found` {
-			t.Errorf("error = %+v", e)
-		}
-	})
-	t.Run("unavailable is redacted", func(t *testing.T) {
-		e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/down"}),
-			http.StatusServiceUnavailable, codes.Unavailable)
-		if strings.Contains(e.Message, "10.1.2.3") {
-			t.Errorf("message leaks the backend's network: %q", e.Message)
-		}
-	})
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureOver(t, tr, Options{})
+			t.Run("field violations", func(t *testing.T) {
+				e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/invalid"}),
+					http.StatusBadRequest, codes.InvalidArgument)
+				want := FieldViolation{Field: "customer_id", Description: "must be 1 to 128 of A-Z a-z 0-9 . _ : -"}
+				if e.Status != "INVALID_ARGUMENT" || len(e.FieldViolations) != 1 || e.FieldViolations[0] != want {
+					t.Errorf("error = %+v, want INVALID_ARGUMENT with %+v", e, want)
+				}
+			})
+			t.Run("not found", func(t *testing.T) {
+				e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/missing"}),
+					http.StatusNotFound, codes.NotFound)
+				if e.Status != "NOT_FOUND" || e.Message != `customer "missing" not found` {
+					t.Errorf("error = %+v", e)
+				}
+			})
+			t.Run("unavailable is redacted", func(t *testing.T) {
+				e := errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/customers/down"}),
+					http.StatusServiceUnavailable, codes.Unavailable)
+				if strings.Contains(e.Message, "10.1.2.3") {
+					t.Errorf("message leaks the backend's network: %q", e.Message)
+				}
+			})
+		})
+	}
 }
 
 func TestBadBody(t *testing.T) {
-	f := newFixture(t, Options{})
-	for _, tc := range []struct {
-		name, path, body string
-		want             []string // in the message
-	}{
-		{"unknown field", "/v1/customers/c-1/events", `{"eventId":"e-1","nope":1}`, []string{"request body", "unknown field", `"nope"`}},
-		{"unknown enum", "/v1/customers", `{"customerId":"c-2","kind":"CUSTOMER_KIND_ROBOT"}`, []string{"request body", "CUSTOMER_KIND_ROBOT"}},
-		{"malformed", "/v1/customers", `{"customerId":`, []string{"request body"}},
-		{"wrong type", "/v1/customers", `{"customerId":42}`, []string{"request body", "customerId"}},
-		{"not an object", "/v1/customers/c-1/events", `[1,2]`, []string{"request body"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := errorOf(t, f.do(t, request{method: http.MethodPost, path: tc.path, body: strings.NewReader(tc.body)}),
-				http.StatusBadRequest, codes.InvalidArgument)
-			for _, w := range tc.want {
-				if !strings.Contains(e.Message, w) {
-					t.Errorf("message %q does not contain %q", e.Message, w)
-				}
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureOver(t, tr, Options{})
+			for _, tc := range []struct {
+				name, path, body string
+				want             []string // in the message
+			}{
+				{"unknown field", "/v1/customers/c-1/events", `{"eventId":"e-1","nope":1}`, []string{"request body", "unknown field", `"nope"`}},
+				{"unknown enum", "/v1/customers", `{"customerId":"c-2","kind":"CUSTOMER_KIND_ROBOT"}`, []string{"request body", "CUSTOMER_KIND_ROBOT"}},
+				{"malformed", "/v1/customers", `{"customerId":`, []string{"request body"}},
+				{"wrong type", "/v1/customers", `{"customerId":42}`, []string{"request body", "customerId"}},
+				{"not an object", "/v1/customers/c-1/events", `[1,2]`, []string{"request body"}},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					e := errorOf(t, f.do(t, request{method: http.MethodPost, path: tc.path, body: strings.NewReader(tc.body)}),
+						http.StatusBadRequest, codes.InvalidArgument)
+					for _, w := range tc.want {
+						if !strings.Contains(e.Message, w) {
+							t.Errorf("message %q does not contain %q", e.Message, w)
+						}
+					}
+				})
+			}
+			if calls, _, _ := f.backend.snapshot(); calls != 0 {
+				t.Errorf("backend called %d times, want 0", calls)
 			}
 		})
-	}
-	if calls, _, _ := f.backend.snapshot(); calls != 0 {
-		t.Errorf("backend called %d times, want 0", calls)
 	}
 }
 
 func TestBodyLimit(t *testing.T) {
-	const limit = 1024
-	f := newFixture(t, Options{MaxBodyBytes: limit})
-	event := func(padding int) string {
-		return `{"eventId":"e-1","contactLog":{"notes":"` + strings.Repeat("n", padding) + `"}}`
-	}
-	atLimit := event(limit - len(event(0)))
-	// chunked hides the length, so the client sends the body chunked.
-	chunked := func(s string) io.Reader { return io.MultiReader(strings.NewReader(s)) }
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			const limit = 1024
+			f := newFixtureOver(t, tr, Options{MaxBodyBytes: limit})
+			event := func(padding int) string {
+				return `{"eventId":"e-1","contactLog":{"notes":"` + strings.Repeat("n", padding) + `"}}`
+			}
+			atLimit := event(limit - len(event(0)))
+			// chunked hides the length, so the client sends the body chunked.
+			chunked := func(s string) io.Reader { return io.MultiReader(strings.NewReader(s)) }
 
-	for _, tc := range []struct {
-		name string
-		body io.Reader
-	}{
-		{"content length", strings.NewReader(event(4 * limit))},
-		{"chunked", chunked(event(4 * limit))},
-		// A complete JSON value followed by padding decodes fine; the
-		// overrun shows only when the rest of the body is drained.
-		{"chunked trailing padding", chunked(event(0) + strings.Repeat(" ", 4*limit))},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := errorOf(t, f.do(t, request{method: http.MethodPost, path: "/v1/customers/c-1/events", body: tc.body}),
-				http.StatusRequestEntityTooLarge, codes.ResourceExhausted)
-			if e.Message != "request body exceeds 1024 bytes" {
-				t.Errorf("message = %q", e.Message)
+			for _, tc := range []struct {
+				name string
+				body io.Reader
+			}{
+				{"content length", strings.NewReader(event(4 * limit))},
+				{"chunked", chunked(event(4 * limit))},
+				// A complete JSON value followed by padding decodes fine; the
+				// overrun shows only when the rest of the body is drained.
+				{"chunked trailing padding", chunked(event(0) + strings.Repeat(" ", 4*limit))},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					e := errorOf(t, f.do(t, request{method: http.MethodPost, path: "/v1/customers/c-1/events", body: tc.body}),
+						http.StatusRequestEntityTooLarge, codes.ResourceExhausted)
+					if e.Message != "request body exceeds 1024 bytes" {
+						t.Errorf("message = %q", e.Message)
+					}
+				})
+			}
+			if calls, _, _ := f.backend.snapshot(); calls != 0 {
+				t.Errorf("backend called %d times for oversized bodies, want 0", calls)
+			}
+
+			for _, body := range []io.Reader{strings.NewReader(atLimit), chunked(atLimit)} {
+				r := f.do(t, request{method: http.MethodPost, path: "/v1/customers/c-1/events", body: body})
+				if r.status != http.StatusOK {
+					t.Errorf("body of exactly %d bytes: status = %d; body %s", len(atLimit), r.status, r.body)
+				}
 			}
 		})
-	}
-	if calls, _, _ := f.backend.snapshot(); calls != 0 {
-		t.Errorf("backend called %d times for oversized bodies, want 0", calls)
-	}
-
-	for _, body := range []io.Reader{strings.NewReader(atLimit), chunked(atLimit)} {
-		r := f.do(t, request{method: http.MethodPost, path: "/v1/customers/c-1/events", body: body})
-		if r.status != http.StatusOK {
-			t.Errorf("body of exactly %d bytes: status = %d; body %s", len(atLimit), r.status, r.body)
-		}
 	}
 }
 
@@ -422,16 +523,20 @@ func TestCORS(t *testing.T) {
 }
 
 func TestRouting(t *testing.T) {
-	f := newFixture(t, Options{})
-	errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/nothing"}), http.StatusNotFound, codes.NotFound)
-	errorOf(t, f.do(t, request{method: http.MethodDelete, path: "/v1/customers"}), http.StatusMethodNotAllowed, codes.Unimplemented)
-	errorOf(t, f.do(t, request{method: http.MethodPost, path: "/healthz", tenant: "-"}), http.StatusMethodNotAllowed, codes.Unimplemented)
-	// A form POST may not fall back to the GET route.
-	r := f.do(t, request{
-		method: http.MethodPost, path: "/v1/customers/c-1", body: strings.NewReader("x=1"),
-		header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
-	})
-	errorOf(t, r, http.StatusMethodNotAllowed, codes.Unimplemented)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureOver(t, tr, Options{})
+			errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/nothing"}), http.StatusNotFound, codes.NotFound)
+			errorOf(t, f.do(t, request{method: http.MethodDelete, path: "/v1/customers"}), http.StatusMethodNotAllowed, codes.Unimplemented)
+			errorOf(t, f.do(t, request{method: http.MethodPost, path: "/healthz", tenant: "-"}), http.StatusMethodNotAllowed, codes.Unimplemented)
+			// A form POST may not fall back to the GET route.
+			r := f.do(t, request{
+				method: http.MethodPost, path: "/v1/customers/c-1", body: strings.NewReader("x=1"),
+				header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+			})
+			errorOf(t, r, http.StatusMethodNotAllowed, codes.Unimplemented)
+		})
+	}
 }
 
 func TestHealthz(t *testing.T) {
@@ -491,10 +596,16 @@ func TestOpenAPI(t *testing.T) {
 // TestTrace checks that the request span is named after the route and that
 // the backend call continues the caller's trace.
 func TestTrace(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { testTrace(t, tr) })
+	}
+}
+
+func testTrace(t *testing.T, transport string) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	f := newFixture(t, Options{TracerProvider: tp})
+	f := newFixtureOver(t, transport, Options{TracerProvider: tp})
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	req := httptest.NewRequest(http.MethodGet, "/v1/customers/c-1", nil)
@@ -524,40 +635,44 @@ func TestTrace(t *testing.T) {
 // TestErrorGolden pins the JSON error shape clients parse. Run with -update
 // to rewrite testdata/*.golden.
 func TestErrorGolden(t *testing.T) {
-	f := newFixture(t, Options{MaxBodyBytes: 64})
-	for _, tc := range []struct {
-		name   string
-		rq     request
-		status int
-	}{
-		{"invalid_argument", request{method: http.MethodGet, path: "/v1/customers/invalid"}, http.StatusBadRequest},
-		{"not_found", request{method: http.MethodGet, path: "/v1/customers/missing"}, http.StatusNotFound},
-		{"tenant_wildcard", request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "*"}, http.StatusBadRequest},
-		{"tenant_missing", request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-"}, http.StatusBadRequest},
-		{"body_too_large", request{method: http.MethodPost, path: "/v1/customers", body: strings.NewReader(strings.Repeat(" ", 65))}, http.StatusRequestEntityTooLarge},
-		{"route_not_found", request{method: http.MethodGet, path: "/v1/nothing"}, http.StatusNotFound},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := f.do(t, tc.rq)
-			if r.status != tc.status {
-				t.Errorf("status = %d, want %d", r.status, tc.status)
-			}
-			var got bytes.Buffer
-			if err := json.Indent(&got, r.body, "", "  "); err != nil {
-				t.Fatalf("body %s: %v", r.body, err)
-			}
-			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("body differs from %s:\n got: %s\nwant: %s", path, got.Bytes(), want)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureOver(t, tr, Options{MaxBodyBytes: 64})
+			for _, tc := range []struct {
+				name   string
+				rq     request
+				status int
+			}{
+				{"invalid_argument", request{method: http.MethodGet, path: "/v1/customers/invalid"}, http.StatusBadRequest},
+				{"not_found", request{method: http.MethodGet, path: "/v1/customers/missing"}, http.StatusNotFound},
+				{"tenant_wildcard", request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "*"}, http.StatusBadRequest},
+				{"tenant_missing", request{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-"}, http.StatusBadRequest},
+				{"body_too_large", request{method: http.MethodPost, path: "/v1/customers", body: strings.NewReader(strings.Repeat(" ", 65))}, http.StatusRequestEntityTooLarge},
+				{"route_not_found", request{method: http.MethodGet, path: "/v1/nothing"}, http.StatusNotFound},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					r := f.do(t, tc.rq)
+					if r.status != tc.status {
+						t.Errorf("status = %d, want %d", r.status, tc.status)
+					}
+					var got bytes.Buffer
+					if err := json.Indent(&got, r.body, "", "  "); err != nil {
+						t.Fatalf("body %s: %v", r.body, err)
+					}
+					path := filepath.Join("testdata", tc.name+".golden")
+					if *update {
+						if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+							t.Fatal(err)
+						}
+					}
+					want, err := os.ReadFile(path)
+					if err != nil {
+						t.Fatalf("%v (run with -update to create it)", err)
+					}
+					if !bytes.Equal(got.Bytes(), want) {
+						t.Errorf("body differs from %s:\n got: %s\nwant: %s", path, got.Bytes(), want)
+					}
+				})
 			}
 		})
 	}
@@ -640,4 +755,112 @@ func FuzzGatewayDecode(f *testing.F) {
 			t.Fatalf("status %d for body %q: response is not JSON: %q", rec.Code, body, rec.Body)
 		}
 	})
+}
+
+// TestStreamsInProcess: with the backend in-process, a streaming route
+// (FollowChanges) still works; it goes over the network, through the
+// server's interceptors.
+func TestStreamsInProcess(t *testing.T) {
+	f := newFixtureOver(t, "in-process", Options{})
+	r := f.do(t, request{method: http.MethodGet, path: "/v1/changes?afterSequence=4&wait=false"})
+	if r.status != http.StatusOK {
+		t.Fatalf("status = %d; body %s", r.status, r.body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	var seqs []string
+	for dec.More() {
+		var line struct {
+			Result struct {
+				Event struct {
+					Sequence string `json:"sequence"`
+					Tenant   string `json:"tenant"`
+				} `json:"event"`
+			} `json:"result"`
+		}
+		if err := dec.Decode(&line); err != nil {
+			t.Fatalf("body %s: %v", r.body, err)
+		}
+		if line.Result.Event.Tenant != "acme" {
+			t.Errorf("event of tenant %q, want acme", line.Result.Event.Tenant)
+		}
+		seqs = append(seqs, line.Result.Event.Sequence)
+	}
+	if strings.Join(seqs, ",") != "5,6" {
+		t.Errorf("sequences %v, want [5 6]; body %s", seqs, r.body)
+	}
+	if tenant, network := f.backend.last(); tenant != "acme" || network == "inprocess" {
+		t.Errorf("stream: tenant %q over %q, want acme over the network", tenant, network)
+	}
+	// A stream refused by the server's tenancy check: the gateway refuses it first.
+	errorOf(t, f.do(t, request{method: http.MethodGet, path: "/v1/changes?wait=false", tenant: "-"}),
+		http.StatusBadRequest, codes.InvalidArgument)
+}
+
+// TestInProcessMatchesNetwork sends the same requests to two gateways in
+// front of the same backend, one calling it over the network and one
+// in-process: status, headers and body must be the same.
+func TestInProcessMatchesNetwork(t *testing.T) {
+	f := newBackend(t)
+	_, network := f.gateway(t, Options{MaxBodyBytes: 256})
+	_, local := f.gateway(t, Options{MaxBodyBytes: 256, ProfileInProcess: f.server})
+	h := func(kv ...string) http.Header {
+		hd := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			hd.Add(kv[i], kv[i+1])
+		}
+		return hd
+	}
+	for _, rq := range []request{
+		{method: http.MethodGet, path: "/v1/customers/c-1"},
+		{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "-"},
+		{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "*"},
+		{method: http.MethodGet, path: "/v1/customers/c-1", tenant: "Not Valid"},
+		{method: http.MethodGet, path: "/v1/customers/c-1", header: h("X-Rapport-Tenant", "acme", "X-Rapport-Tenant", "other")},
+		{method: http.MethodGet, path: "/v1/customers/invalid"},
+		{method: http.MethodGet, path: "/v1/customers/missing"},
+		{method: http.MethodGet, path: "/v1/customers/down"},
+		{method: http.MethodGet, path: "/v1/customers/%ff"},
+		{method: http.MethodGet, path: "/v1/customers/c-1", header: h("Grpc-Metadata-X-Custom", "v", "Authorization", "Bearer x")},
+		{method: http.MethodGet, path: "/v1/customers/c-1", header: h("User-Agent", "客户端")},
+		{method: http.MethodGet, path: "/v1/customers/c-1", header: h("Grpc-Metadata-Grpc-Timeout", "1S", "Grpc-Metadata-Content-Type", "text/plain")},
+		{method: http.MethodGet, path: "/v1/customers/c-1", header: h("Origin", "https://app.example")},
+		{method: http.MethodGet, path: "/v1/customers/c-1", header: h("Te", "trailers")},
+		{method: http.MethodPost, path: "/v1/customers", body: strings.NewReader(`{"customerId":"c-2","kind":"CUSTOMER_KIND_PERSON","displayName":"王小明"}`)},
+		{method: http.MethodPost, path: "/v1/customers", body: strings.NewReader(`{"customerId":"c-2","nope":1}`)},
+		{method: http.MethodPost, path: "/v1/customers", body: strings.NewReader(strings.Repeat(" ", 300))},
+		{method: http.MethodPost, path: "/v1/customers/c-1/events", body: strings.NewReader(`{"eventId":"e-1"}`)},
+		{method: http.MethodPost, path: "/v1/customers/c-1/events", body: strings.NewReader(`{"eventId":"e-1","contactLog":{"notes":"hi"}}`)},
+		{method: http.MethodDelete, path: "/v1/customers"},
+		{method: http.MethodGet, path: "/v1/nothing"},
+		{method: http.MethodGet, path: "/v1/changes?wait=false"},
+		{method: http.MethodGet, path: "/v1/changes?wait=maybe"},
+		{method: http.MethodGet, path: "/v1/indicators"},
+	} {
+		name := rq.method + " " + rq.path
+		t.Run(name, func(t *testing.T) {
+			var body []byte
+			if rq.body != nil {
+				var err error
+				if body, err = io.ReadAll(rq.body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			send := func(srv *httptest.Server) response {
+				c := rq
+				if body != nil {
+					c.body = bytes.NewReader(body)
+				}
+				return (&fixture{srv: srv}).do(t, c)
+			}
+			want, got := send(network), send(local)
+			if got.status != want.status || !bytes.Equal(got.body, want.body) {
+				t.Errorf("in-process: %d %s\nnetwork:    %d %s", got.status, got.body, want.status, want.body)
+			}
+			got.header.Del("Date")
+			want.header.Del("Date")
+			if fmt.Sprint(got.header) != fmt.Sprint(want.header) {
+				t.Errorf("headers in-process: %v\nnetwork:            %v", got.header, want.header)
+			}
+		})
+	}
 }

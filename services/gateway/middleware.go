@@ -99,12 +99,14 @@ func (g *Gateway) limitBody(next http.Handler) http.Handler {
 			writeError(w, http.StatusRequestEntityTooLarge, bodyTooLargeStatus(limit))
 			return
 		}
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r) // nothing to limit (most GETs)
+			return
+		}
 		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
 		r = r.WithContext(ctx)
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), cancel: cancel}
-		}
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), cancel: cancel}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -93,7 +93,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		TracerProvider: deps.TracerProvider,
 		CrossTenant:    api.CrossTenantMethods,
 	})
-	profilev1.RegisterProfileServiceServer(srv.GRPC, api.New(svc, feedLog, log))
+	profilev1.RegisterProfileServiceServer(srv, api.New(svc, feedLog, log))
 	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: repo, server: srv}, nil
 }
 

@@ -61,6 +61,10 @@ type Result struct {
 	Elapsed time.Duration
 	// Latency holds the duration of every successful operation.
 	Latency Latencies
+	// CPU is the CPU time the whole process used during the measured part
+	// (zero where it cannot be measured): the load generator's and, when
+	// the system under test runs in the process, the system's.
+	CPU time.Duration
 }
 
 // PerSecond is the rate of successful operations.
@@ -98,7 +102,10 @@ func Run(ctx context.Context, opts Options, op Op) (Result, error) {
 			return Result{}, err
 		}
 	}
-	return stage(ctx, opts.Concurrency, opts.Duration, opts.MaxOps, &seq, op, true), ctx.Err()
+	cpu := processCPU()
+	res := stage(ctx, opts.Concurrency, opts.Duration, opts.MaxOps, &seq, op, true)
+	res.CPU = processCPU() - cpu
+	return res, ctx.Err()
 }
 
 // worker is what one worker saw.

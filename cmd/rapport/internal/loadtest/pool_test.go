@@ -186,3 +186,22 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRunMeasuresCPU(t *testing.T) {
+	var sink atomic.Int64
+	res, err := Run(t.Context(), Options{Concurrency: 2, MaxOps: 100}, func(context.Context, int, int64) error {
+		sum := int64(0)
+		for i := range int64(1_000_000) {
+			sum += i * i
+		}
+		sink.Add(sum)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 100 ms of work; the kernel counts CPU time in ticks of at most 10 ms.
+	if res.CPU <= 0 {
+		t.Errorf("CPU = %v for 100 busy operations, want more than zero", res.CPU)
+	}
+}

@@ -32,6 +32,11 @@ type Measurement struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// Error is the first errors, when there were any.
 	Error string `json:"error,omitempty"`
+	// CPUPerOp is the process's CPU time (load generator included) per
+	// operation, zero when not measured. Other processes on the machine
+	// slow the rates down but hardly change it, so it compares runs on a
+	// busy machine better than the rates do.
+	CPUPerOp time.Duration `json:"cpu_per_op_ns,omitempty"`
 }
 
 // Measure summarizes r, whose operations carry itemsPerOp units each.
@@ -45,6 +50,9 @@ func Measure(what, unit string, itemsPerOp int, r Result) Measurement {
 	}
 	if err := r.Err(); err != nil {
 		m.Error = err.Error()
+	}
+	if n := r.Ops + r.Errors; n > 0 {
+		m.CPUPerOp = r.CPU / time.Duration(n)
 	}
 	return m
 }
@@ -156,14 +164,14 @@ func (r Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PHASE\tWHAT\tOPS/S\tP50\tP99\tERRORS\tBASELINE OPS/S\tRATIO\tTARGET\tRESULT")
+	fmt.Fprintln(tw, "PHASE\tWHAT\tOPS/S\tP50\tP99\tCPU/OP\tERRORS\tBASELINE OPS/S\tRATIO\tTARGET\tRESULT")
 	for _, p := range r.Phases {
 		m, b := p.Measured, p.Baseline
-		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%d\t%s\t%.2fx\t%s\t%s\n",
-			p.Name, m.What, count(m.PerSecond), m.Unit, ms(m.P50), ms(m.P99), m.Errors,
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%s\t%d\t%s\t%.2fx\t%s\t%s\n",
+			p.Name, m.What, count(m.PerSecond), m.Unit, ms(m.P50), ms(m.P99), cpu(m.CPUPerOp), m.Errors,
 			count(b.PerSecond), p.Ratio, p.Target, p.Verdict())
-		fmt.Fprintf(tw, "\t  baseline: %s\t%s %s\t%s\t%s\t%d\t\t\t\t\n",
-			b.What, count(b.PerSecond), b.Unit, ms(b.P50), ms(b.P99), b.Errors)
+		fmt.Fprintf(tw, "\t  baseline: %s\t%s %s\t%s\t%s\t%s\t%d\t\t\t\t\n",
+			b.What, count(b.PerSecond), b.Unit, ms(b.P50), ms(b.P99), cpu(b.CPUPerOp), b.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -204,4 +212,13 @@ func count(v float64) string {
 // ms formats a latency in milliseconds, to the microsecond.
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64) + "ms"
+}
+
+// cpu formats a CPU time per operation in microseconds, "-" when not
+// measured.
+func cpu(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 1, 64) + "µs"
 }

@@ -51,7 +51,7 @@ func TestMeasureScalesByItemsPerOp(t *testing.T) {
 
 func TestReportOutput(t *testing.T) {
 	ph := NewPhase("write",
-		Measurement{What: "service", Unit: "events", PerSecond: 12345.4, Ops: 5, P50: 1500 * time.Microsecond},
+		Measurement{What: "service", Unit: "events", PerSecond: 12345.4, Ops: 5, P50: 1500 * time.Microsecond, CPUPerOp: 42500 * time.Nanosecond},
 		Measurement{What: "raw", Unit: "puts", PerSecond: 1500, Ops: 5},
 		Target{MinPerSecond: 10_000})
 	if !ph.Pass || ph.Verdict() != "PASS" {
@@ -64,7 +64,7 @@ func TestReportOutput(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2 CPUs, duration 10s", "12,345 events", "1.500ms", "1,500", "8.23x", "≥10,000/s", "PASS", "baseline: raw"} {
+	for _, want := range []string{"2 CPUs, duration 10s", "12,345 events", "1.500ms", "1,500", "8.23x", "≥10,000/s", "PASS", "baseline: raw", "42.5µs"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -88,5 +88,15 @@ func TestCount(t *testing.T) {
 		if got := count(in); got != want {
 			t.Errorf("count(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestMeasureCPUPerOp(t *testing.T) {
+	m := Measure("x", "calls", 1, Result{Ops: 3, Errors: 1, CPU: 400 * time.Microsecond, Elapsed: time.Second})
+	if m.CPUPerOp != 100*time.Microsecond {
+		t.Errorf("CPUPerOp = %v, want 400µs over 4 operations", m.CPUPerOp)
+	}
+	if m := Measure("x", "calls", 1, Result{Elapsed: time.Second}); m.CPUPerOp != 0 {
+		t.Errorf("CPUPerOp without operations = %v, want 0", m.CPUPerOp)
 	}
 }
