@@ -144,7 +144,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
 	a := api.New(st, feedLog, log)
 	a.CaughtUp = func(ctx context.Context) error { return caughtUp(ctx, profiles, applied) }
-	segmentationv1.RegisterSegmentationServiceServer(srv.GRPC, a)
+	segmentationv1.RegisterSegmentationServiceServer(srv, a)
 	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st, server: srv, profile: conn, follower: follower, applied: applied}, nil
 }
 
