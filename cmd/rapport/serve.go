@@ -22,6 +22,7 @@ import (
 	"rapport.dev/platform/telemetry"
 	"rapport.dev/platform/testclock"
 	"rapport.dev/services/gateway"
+	"rapport.dev/services/loyalty"
 	"rapport.dev/services/profile"
 	"rapport.dev/services/segmentation"
 )
@@ -31,10 +32,11 @@ const (
 	targetAll          = "all"
 	targetProfile      = profile.Name
 	targetSegmentation = segmentation.Name
+	targetLoyalty      = loyalty.Name
 	targetGateway      = "gateway"
 )
 
-var components = []string{targetProfile, targetSegmentation, targetGateway}
+var components = []string{targetProfile, targetSegmentation, targetLoyalty, targetGateway}
 
 // serveConfig is the configuration of `rapport serve`.
 type serveConfig struct {
@@ -42,6 +44,7 @@ type serveConfig struct {
 	DataDir     string
 	ProfileAddr string
 	SegmentAddr string
+	LoyaltyAddr string
 	HTTPAddr    string
 	FakeClock   string
 	LogFormat   string
@@ -97,6 +100,7 @@ func serve(ctx context.Context, args []string) error {
 	b.String(&cfg.DataDir, "data-dir", "./data", "folder of the bbolt files, one per service")
 	b.String(&cfg.ProfileAddr, "profile-addr", "127.0.0.1:7101", "gRPC address of the profile service (listen, or dial from the gateway)")
 	b.String(&cfg.SegmentAddr, "segmentation-addr", "127.0.0.1:7102", "gRPC address of the segmentation service (listen, or dial from the gateway)")
+	b.String(&cfg.LoyaltyAddr, "loyalty-addr", "127.0.0.1:7103", "gRPC address of the loyalty service (listen, or dial from the gateway)")
 	b.String(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address of the REST gateway")
 	b.String(&cfg.FakeClock, "fake-clock", "", "for tests: start every component on a fake clock at this RFC 3339 time, moved through /v1/testing/clock")
 	b.String(&cfg.LogFormat, "log-format", "text", "log format: json or text")
@@ -149,7 +153,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	}
 	// The servers of the services in this process, which the gateway calls
 	// in-process.
-	var profileSrv, segmentSrv *grpcserver.Server
+	var profileSrv, segmentSrv, loyaltySrv *grpcserver.Server
 	if cfg.runs(targetProfile) {
 		svc, err := profile.New(profile.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
 			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, Clock: cfg.clock})
@@ -185,10 +189,29 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		runners = append(runners, runner{name: targetSegmentation, url: "grpc://" + cfg.SegmentAddr,
 			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
 	}
+	if cfg.runs(targetLoyalty) {
+		svc, err := loyalty.New(loyalty.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.LoyaltyAddr,
+			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, ShutdownGrace: cfg.Grace},
+			loyalty.Deps{Logger: log, TracerProvider: tele[targetLoyalty].TracerProvider, Clock: cfg.clock})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { svc.Close() })
+		register(svc.Server())
+		loyaltySrv = svc.Server()
+		lis, err := net.Listen("tcp", cfg.LoyaltyAddr)
+		if err != nil {
+			return fmt.Errorf("loyalty: listen: %w", err)
+		}
+		cfg.LoyaltyAddr = lis.Addr().String()
+		runners = append(runners, runner{name: targetLoyalty, url: "grpc://" + cfg.LoyaltyAddr,
+			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
+	}
 	if cfg.runs(targetGateway) {
 		gw, err := gateway.New(ctx, gateway.Options{
-			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, TestClock: cfg.FakeClock != "",
-			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv,
+			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, LoyaltyTarget: cfg.LoyaltyAddr,
+			TestClock:        cfg.FakeClock != "",
+			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv, LoyaltyInProcess: loyaltySrv,
 			Logger: log, TracerProvider: tele[targetGateway].TracerProvider,
 		})
 		if err != nil {

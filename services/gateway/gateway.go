@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	testingv1 "rapport.dev/gen/go/rapport/testing/v1"
@@ -45,6 +46,8 @@ type Options struct {
 	// SegmentationTarget is the gRPC target of the segmentation service;
 	// empty means the gateway serves no segmentation routes.
 	SegmentationTarget string
+	// LoyaltyTarget is the loyalty service's; empty means no loyalty routes.
+	LoyaltyTarget string
 	// TestClock exposes the test clock of a suite started with a fake
 	// clock (/v1/testing/clock), through the profile backend.
 	TestClock bool
@@ -70,6 +73,8 @@ type Options struct {
 	ProfileInProcess *grpcserver.Server
 	// SegmentationInProcess is the same for the segmentation service.
 	SegmentationInProcess *grpcserver.Server
+	// LoyaltyInProcess is the same for the loyalty service.
+	LoyaltyInProcess *grpcserver.Server
 }
 
 // Validate checks the options and fills in defaults.
@@ -142,6 +147,12 @@ func backendsOf(o Options) []*backend {
 		bs = append(bs, &backend{name: "segmentation", target: o.SegmentationTarget, inProcess: o.SegmentationInProcess,
 			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
 				return segmentationv1.RegisterSegmentationServiceHandlerClient(ctx, mux, segmentationv1.NewSegmentationServiceClient(cc))
+			}})
+	}
+	if o.LoyaltyTarget != "" {
+		bs = append(bs, &backend{name: "loyalty", target: o.LoyaltyTarget, inProcess: o.LoyaltyInProcess,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return loyaltyv1.RegisterLoyaltyServiceHandlerClient(ctx, mux, loyaltyv1.NewLoyaltyServiceClient(cc))
 			}})
 	}
 	return bs
