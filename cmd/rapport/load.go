@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"rapport.dev/cmd/rapport/internal/loadtest"
+	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	typev1 "rapport.dev/gen/go/rapport/type/v1"
 	"rapport.dev/platform/boltdb"
@@ -51,6 +52,12 @@ concurrency, with fsync on:
   get    GetCustomer through the REST gateway
          vs the gateway's /healthz
          target: at least 0.6x the trivial endpoint's requests/s
+  earn   loyalty Earn over gRPC, one purchase per call (the programme's
+         rules, a lot, the idempotency key and the feed in one durable
+         transaction), over the seeded customers enrolled in a programme;
+         the loyalty service is started for it
+         vs one bbolt transaction (Update + Put + fsync) per write
+         target: at least 10,000 earns/s
 
 Each phase and each baseline warms up for --warmup, unrecorded, then runs for
 --duration or --max-ops calls, whichever comes first. Latencies are per call.
@@ -68,9 +75,10 @@ const (
 	loadPhaseWrite = "write"
 	loadPhaseBatch = "batch"
 	loadPhaseGet   = "get"
+	loadPhaseEarn  = "earn"
 )
 
-var loadPhases = []string{loadPhaseWrite, loadPhaseBatch, loadPhaseGet}
+var loadPhases = []string{loadPhaseWrite, loadPhaseBatch, loadPhaseGet, loadPhaseEarn}
 
 const (
 	// loadTenant owns everything the load writes.
@@ -235,7 +243,11 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 		},
 	}
 
-	s, err := startLoadSuite(ctx, cfg.Targets, dir, log)
+	targets := cfg.Targets
+	if cfg.runs(loadPhaseEarn) && !slices.Contains(strings.Split(targets, ","), targetLoyalty) && targets != targetAll {
+		targets += "," + targetLoyalty
+	}
+	s, err := startLoadSuite(ctx, targets, dir, log)
 	if err != nil {
 		return rep, err
 	}
@@ -268,6 +280,7 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 		{loadPhaseWrite, w.write},
 		{loadPhaseBatch, w.batch},
 		{loadPhaseGet, func(ctx context.Context) (loadtest.Phase, error) { return w.get(ctx, s.urls[targetGateway]) }},
+		{loadPhaseEarn, func(ctx context.Context) (loadtest.Phase, error) { return w.earn(ctx, s.grpcAddr(targetLoyalty)) }},
 	} {
 		if !cfg.runs(p.name) {
 			continue
@@ -640,4 +653,46 @@ func (w *loadWorkload) get(ctx context.Context, baseURL string) (loadtest.Phase,
 	}
 	m := loadtest.Measure("GET /v1/customers/{id} via gateway", "requests", 1, res)
 	return loadtest.NewPhase(loadPhaseGet, m, base, loadtest.Target{MinRatio: 0.6}), nil
+}
+
+// earn: loyalty Earn, one purchase per call, against one bbolt transaction
+// per write. The seeded customers are enrolled in a programme first.
+func (w *loadWorkload) earn(ctx context.Context, addr string) (loadtest.Phase, error) {
+	cc, err := grpcclient.Dial(addr, grpcclient.Options{})
+	if err != nil {
+		return loadtest.Phase{}, err
+	}
+	defer cc.Close()
+	client := loyaltyv1.NewLoyaltyServiceClient(cc)
+	if _, err := client.CreateProgram(ctx, &loyaltyv1.CreateProgramRequest{Program: &loyaltyv1.Program{
+		ProgramId: "bench", DisplayName: "Bench", Currency: "EUR", PointsPerUnit: 1, Enrollment: loyaltyv1.Enrollment_ENROLLMENT_EXPLICIT,
+		Expiry: loyaltyv1.ExpiryPolicy_EXPIRY_POLICY_AFTER_MONTHS, ExpiryMonths: 24, ReturnWindowDays: 14,
+		Tiers: []*loyaltyv1.Tier{{TierId: "member"}, {TierId: "gold", Threshold: 50_000, Multiplier: 1.5}},
+	}}); err != nil {
+		return loadtest.Phase{}, err
+	}
+	enroll, err := loadtest.Run(ctx, loadtest.Options{Concurrency: w.cfg.Concurrency, MaxOps: int64(len(w.customers)), Duration: time.Hour},
+		func(ctx context.Context, _ int, seq int64) error {
+			_, err := client.EnrollMember(ctx, &loyaltyv1.EnrollMemberRequest{ProgramId: "bench", CustomerId: w.customers[seq]})
+			return err
+		})
+	if err := errors.Join(err, enroll.Err()); err != nil {
+		return loadtest.Phase{}, fmt.Errorf("enrolling: %w", err)
+	}
+	opts := w.options(w.cfg.Concurrency)
+	base, err := w.baseline(ctx, "baseline-earn.db", opts, 1)
+	if err != nil {
+		return loadtest.Phase{}, err
+	}
+	res, err := loadtest.Run(ctx, opts, func(ctx context.Context, _ int, seq int64) error {
+		key := "e-" + strconv.FormatInt(seq, 10)
+		_, err := client.Earn(ctx, &loyaltyv1.EarnRequest{ProgramId: "bench", CustomerId: w.customers[w.customer(seq)], IdempotencyKey: key,
+			Purchase: &loyaltyv1.EarnPurchase{OrderId: key, Amount: &typev1.Money{AmountMinor: 1000 + seq%9000, Currency: "EUR"}}})
+		return err
+	})
+	if err != nil {
+		return loadtest.Phase{}, err
+	}
+	m := loadtest.Measure("loyalty Earn over gRPC, 1 purchase/call", "earns", 1, res)
+	return loadtest.NewPhase(loadPhaseEarn, m, base, loadtest.Target{MinPerSecond: 10_000}), nil
 }

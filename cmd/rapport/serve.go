@@ -190,8 +190,14 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
 	}
 	if cfg.runs(targetLoyalty) {
+		// A segmentation address that names no port (":0") names no service
+		// unless segmentation runs here and has resolved it.
+		segTarget := cfg.SegmentAddr
+		if strings.HasSuffix(segTarget, ":0") {
+			segTarget = ""
+		}
 		svc, err := loyalty.New(loyalty.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.LoyaltyAddr,
-			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, ShutdownGrace: cfg.Grace},
+			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: segTarget, ShutdownGrace: cfg.Grace},
 			loyalty.Deps{Logger: log, TracerProvider: tele[targetLoyalty].TracerProvider, Clock: cfg.clock})
 		if err != nil {
 			return err

@@ -313,6 +313,15 @@ func (db *DB) Scratch(tx *bolt.Tx) *Scratch {
 	return db.scratch
 }
 
+// ScratchOf is Scratch for code that may also run in a transaction not
+// started by Update (a test's, a migration's): false then.
+func (db *DB) ScratchOf(tx *bolt.Tx) (*Scratch, bool) {
+	if db.scratch == nil || db.scratch.tx != tx {
+		return nil, false
+	}
+	return db.scratch, true
+}
+
 // Get returns the value stored under key in this transaction.
 func (s *Scratch) Get(key any) (any, bool) {
 	v, ok := s.values[key]

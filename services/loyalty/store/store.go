@@ -85,7 +85,15 @@ func (m *member) location() *time.Location {
 type tx struct {
 	*bolt.Tx
 	tenant, program string
+	// scratch, when set, caches decoded programmes for the whole group
+	// commit: every earn reads its programme, and decoding it was the
+	// largest cost of an earn.
+	scratch *boltdb.Scratch
 }
+
+// programKey caches a decoded programme under its stored bytes, so a
+// programme updated earlier in the same transaction is not served stale.
+type programKey string
 
 func (t tx) b(name []byte) *bolt.Bucket { return t.Bucket(name) }
 
@@ -94,7 +102,16 @@ func (t tx) loadProgram() (*domain.Program, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("program %q: %w", t.program, fault.ErrNotFound)
 	}
-	return boltdb.GetJSON[domain.Program](raw)
+	if t.scratch != nil {
+		if p, ok := t.scratch.Get(programKey(raw)); ok {
+			return p.(*domain.Program), nil
+		}
+	}
+	p, err := boltdb.GetJSON[domain.Program](raw)
+	if err == nil && t.scratch != nil {
+		t.scratch.Set(programKey(raw), p)
+	}
+	return p, err
 }
 
 func (t tx) memberKey(customer string) []byte { return boltdb.Key(t.tenant, t.program, customer) }
@@ -147,6 +164,10 @@ func (s *Store) Enroll(ctx context.Context, tenant, program string, in Enrollmen
 			created = false
 		case errors.Is(err, fault.ErrNotFound):
 			if m, err = s.enroll(ctx, t, in, now); err != nil {
+				return err
+			}
+			// A new member is in the entry tier from the start.
+			if err := s.evaluate(ctx, t, p, m, now); err != nil {
 				return err
 			}
 			created = true
@@ -258,6 +279,7 @@ func (s *Store) RecordTx(ctx context.Context, btx *bolt.Tx, tenant, program, cus
 	var res *Result
 	err := func() error {
 		t := tx{Tx: btx, tenant: tenant, program: program}
+		t.scratch, _ = s.db.ScratchOf(btx)
 		p, err := t.loadProgram()
 		if err != nil {
 			return err
