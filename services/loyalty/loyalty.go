@@ -44,7 +44,7 @@ type Config struct {
 	// ProfileTarget is the profile service's gRPC address, whose feed is followed.
 	ProfileTarget string
 	// SegmentationTarget is the segmentation service's; empty means no
-	// segment campaigns.
+	// segment campaigns and no coupons issued to segments.
 	SegmentationTarget string
 	// ShutdownGrace bounds the graceful stop of in-flight RPCs.
 	ShutdownGrace time.Duration
@@ -120,6 +120,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			stream, err := profiles.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &profilev1.FollowChangesRequest{AfterSequence: after, Wait: true})
 			return recv(stream, func(m *profilev1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
 		}})
+	apiServer := api.New(st, feedLog, log)
 	if cfg.SegmentationTarget != "" {
 		sc, err := dial(cfg.SegmentationTarget)
 		if err != nil {
@@ -133,9 +134,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 				stream, err := segments.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &segmentationv1.FollowChangesRequest{AfterSequence: after, Wait: true})
 				return recv(stream, func(m *segmentationv1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
 			}})
+		apiServer.SegmentMembers = api.SegmentMembersOf(segments)
 	}
 	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
-	loyaltyv1.RegisterLoyaltyServiceServer(s.server.GRPC, api.New(st, feedLog, log))
+	loyaltyv1.RegisterLoyaltyServiceServer(s.server, apiServer)
 	return s, nil
 }
 

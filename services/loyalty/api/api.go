@@ -32,6 +32,10 @@ type Server struct {
 	store *store.Store
 	feed  *feed.Log
 	log   *slog.Logger
+
+	// SegmentMembers lists a segment's customers, for IssueCoupons to a
+	// segment; nil when no segmentation service is configured.
+	SegmentMembers func(ctx context.Context, tenant, segmentID string) ([]string, error)
 }
 
 // New returns the gRPC API over the store.

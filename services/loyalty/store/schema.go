@@ -15,7 +15,7 @@ import (
 // byte (boltdb.Key); numbers are 8-byte big-endian.
 //
 //	loyalty.db
-//	├── meta       "schema_version" -> uint64
+//	├── meta       "schema_version" -> uint64; "coupon_secret" -> 32 random bytes (coupon codes' HMAC key)
 //	├── programs   tenant 0 program                      -> domain.Program (JSON)
 //	├── members    tenant 0 program 0 customer           -> member (JSON): profile, tier, account, qualifiers
 //	├── entries    tenant 0 program 0 customer 0 seq(8)  -> domain.Entry (JSON), never changed

@@ -3431,7 +3431,10 @@ type IssueCouponsResponse struct {
 	// issued is the number of coupons newly issued.
 	Issued int64 `protobuf:"varint,1,opt,name=issued,proto3" json:"issued,omitempty"`
 	// coupons are the campaign's coupons for the members named (new or earlier).
-	Coupons       []*Coupon `protobuf:"bytes,2,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	Coupons []*Coupon `protobuf:"bytes,2,rep,name=coupons,proto3" json:"coupons,omitempty"`
+	// not_members are the customers named (or in the segment) who are not
+	// members of the programme; they get no coupon.
+	NotMembers    []string `protobuf:"bytes,3,rep,name=not_members,json=notMembers,proto3" json:"not_members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3476,6 +3479,13 @@ func (x *IssueCouponsResponse) GetIssued() int64 {
 func (x *IssueCouponsResponse) GetCoupons() []*Coupon {
 	if x != nil {
 		return x.Coupons
+	}
+	return nil
+}
+
+func (x *IssueCouponsResponse) GetNotMembers() []string {
+	if x != nil {
+		return x.NotMembers
 	}
 	return nil
 }
@@ -4178,10 +4188,12 @@ const file_rapport_loyalty_v1_loyalty_proto_rawDesc = "" +
 	"segment_id\x18\x04 \x01(\tR\tsegmentId\x12 \n" +
 	"\vdescription\x18\x05 \x01(\tR\vdescription\x12;\n" +
 	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"d\n" +
+	"expireTime\"\x85\x01\n" +
 	"\x14IssueCouponsResponse\x12\x16\n" +
 	"\x06issued\x18\x01 \x01(\x03R\x06issued\x124\n" +
-	"\acoupons\x18\x02 \x03(\v2\x1a.rapport.loyalty.v1.CouponR\acoupons\"E\n" +
+	"\acoupons\x18\x02 \x03(\v2\x1a.rapport.loyalty.v1.CouponR\acoupons\x12\x1f\n" +
+	"\vnot_members\x18\x03 \x03(\tR\n" +
+	"notMembers\"E\n" +
 	"\x10GetCouponRequest\x12\x1d\n" +
 	"\n" +
 	"program_id\x18\x01 \x01(\tR\tprogramId\x12\x12\n" +
