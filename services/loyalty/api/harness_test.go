@@ -33,6 +33,7 @@ const day = 24 * time.Hour
 // harness is the loyalty service's real gRPC server, with its
 // interceptors, over bufconn on a temporary bbolt file and a fake clock.
 type harness struct {
+	conn   *grpc.ClientConn
 	client loyaltyv1.LoyaltyServiceClient
 	db     *boltdb.DB
 	clk    *clock.Fake
@@ -53,7 +54,8 @@ func start(tb testing.TB, configure ...func(*api.Server)) *harness {
 	}
 	srv := grpcserver.New(grpcserver.Options{Logger: logger, CrossTenant: api.CrossTenantMethods})
 	loyaltyv1.RegisterLoyaltyServiceServer(srv.GRPC, a)
-	return &harness{client: loyaltyv1.NewLoyaltyServiceClient(serve(tb, srv)), db: db, clk: clk}
+	conn := serve(tb, srv)
+	return &harness{conn: conn, client: loyaltyv1.NewLoyaltyServiceClient(conn), db: db, clk: clk}
 }
 
 // serve serves srv over bufconn and returns a client connection to it,
