@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -319,7 +320,7 @@ func (s *Store) RecordTx(ctx context.Context, btx *bolt.Tx, tenant, program, cus
 		if err != nil {
 			return err
 		}
-		e, err := entryFor(p, m, &op, at)
+		e, err := entryFor(p, m, &op, at, now)
 		if err != nil {
 			return err
 		}
@@ -367,7 +368,7 @@ func fieldOf(k domain.Kind) string {
 
 // entryFor builds the entry an operation asks for: the points of a
 // purchase by the programme's rules, the lot terms in the member's zone.
-func entryFor(p *domain.Program, m *member, op *Op, at time.Time) (*domain.Entry, error) {
+func entryFor(p *domain.Program, m *member, op *Op, at, now time.Time) (*domain.Entry, error) {
 	e := &domain.Entry{Key: op.Key, Kind: op.Kind, Time: at, Reason: op.Reason, Actor: op.Actor}
 	loc := m.location()
 	switch op.Kind {
@@ -376,8 +377,9 @@ func entryFor(p *domain.Program, m *member, op *Op, at time.Time) (*domain.Entry
 			if pu.Currency != p.Currency {
 				return nil, fault.InvalidField("purchase.amount.currency", "the programme counts %s, not %q", p.Currency, pu.Currency)
 			}
+			current, _ := currentTier(p, m, now)
 			var tier *domain.Tier
-			if i := p.TierIndex(m.Tier.Tier); i >= 0 {
+			if i := p.TierIndex(current.Tier); i >= 0 {
 				tier = &p.Tiers[i]
 			}
 			first := len(m.Account.Earned) == 0
@@ -566,19 +568,30 @@ type View struct {
 	LifetimeEarned, LifetimeRedeemed, Expired int64
 }
 
+// currentTier is the member's tier at now and their qualifying value: the
+// stored tier re-evaluated, so that a grace period or a window that ended
+// since the last timer counts even before the timer loop catches up.
+func currentTier(p *domain.Program, m *member, now time.Time) (domain.TierState, int64) {
+	loc := m.location()
+	q, _, _ := p.Qualifying(slices.Clone(m.Qualifiers), now, loc)
+	st, _ := p.EvaluateTier(m.Tier, q, now.In(loc))
+	st.GraceUntil = utc(st.GraceUntil)
+	return st, q
+}
+
 func view(p *domain.Program, m *member, now time.Time) *View {
 	a := &m.Account
+	tier, q := currentTier(p, m, now)
 	v := &View{Program: p, Customer: m.Customer, Enrolled: m.Enrolled, TimeZone: m.TimeZone, BirthMonth: m.BirthMonth,
 		Balance: a.Available(now), Pending: a.Pending(now), ExpiringSoon: a.ExpiringBy(now, now.Add(ExpiringSoonWindow)),
-		Tier: m.Tier.Tier, GraceUntil: m.Tier.GraceUntil,
+		Tier: tier.Tier, GraceUntil: tier.GraceUntil, Qualifying: q,
 		LifetimeEarned: a.TotalEarned, LifetimeRedeemed: a.TotalRedeemed, Expired: a.TotalExpired}
 	for i := range a.Lots {
 		if l := &a.Lots[i]; !l.Expired(now) && !l.Expires.IsZero() && (v.NextExpiry.IsZero() || l.Expires.Before(v.NextExpiry)) {
 			v.NextExpiry = l.Expires
 		}
 	}
-	v.Qualifying, _, _ = p.Qualifying(append([]domain.Qualifier(nil), m.Qualifiers...), now, m.location())
-	if i := p.TierIndex(m.Tier.Tier); i >= 0 {
+	if i := p.TierIndex(tier.Tier); i >= 0 {
 		v.ValueAtStake += p.Tiers[i].BenefitValue
 		if i+1 < len(p.Tiers) {
 			v.NextTier = p.Tiers[i+1].ID
