@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 
 	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
@@ -113,13 +114,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		s.Close()
 		return nil, err
 	}
+	follow := func(name string, handle func(context.Context, *bolt.Tx, *feedv1.Event) error,
+		source func(ctx context.Context, after uint64) (feed.Stream, error)) {
+		s.followers = append(s.followers, &feed.Follower{Name: name, DB: db, Handle: handle, Source: source,
+			Logger: log, TracerProvider: deps.TracerProvider})
+	}
 	profiles := profilev1.NewProfileServiceClient(pc)
-	s.followers = append(s.followers, &feed.Follower{Name: "profile", DB: db, Handle: st.ApplyProfileEvent,
-		Logger: log, TracerProvider: deps.TracerProvider,
-		Source: func(ctx context.Context, after uint64) (feed.Stream, error) {
-			stream, err := profiles.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &profilev1.FollowChangesRequest{AfterSequence: after, Wait: true})
-			return recv(stream, func(m *profilev1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
-		}})
+	follow("profile", st.ApplyProfileEvent, func(ctx context.Context, after uint64) (feed.Stream, error) {
+		stream, err := profiles.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &profilev1.FollowChangesRequest{AfterSequence: after, Wait: true})
+		return recv(stream, func(m *profilev1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
+	})
 	apiServer := api.New(st, feedLog, log)
 	if cfg.SegmentationTarget != "" {
 		sc, err := dial(cfg.SegmentationTarget)
@@ -128,12 +132,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return nil, err
 		}
 		segments := segmentationv1.NewSegmentationServiceClient(sc)
-		s.followers = append(s.followers, &feed.Follower{Name: "segmentation", DB: db, Handle: st.ApplySegmentationEvent,
-			Logger: log, TracerProvider: deps.TracerProvider,
-			Source: func(ctx context.Context, after uint64) (feed.Stream, error) {
-				stream, err := segments.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &segmentationv1.FollowChangesRequest{AfterSequence: after, Wait: true})
-				return recv(stream, func(m *segmentationv1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
-			}})
+		follow("segmentation", st.ApplySegmentationEvent, func(ctx context.Context, after uint64) (feed.Stream, error) {
+			stream, err := segments.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &segmentationv1.FollowChangesRequest{AfterSequence: after, Wait: true})
+			return recv(stream, func(m *segmentationv1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
+		})
 		apiServer.SegmentMembers = api.SegmentMembersOf(segments)
 	}
 	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})

@@ -29,6 +29,7 @@ import (
 	"rapport.dev/platform/tenancy"
 	"rapport.dev/services/segmentation/domain"
 	"rapport.dev/services/segmentation/store"
+	"rapport.dev/services/segmentation/valuemodel"
 )
 
 // The CDNOW sample and its published results (see its README.md), from
@@ -242,9 +243,9 @@ func valuePopulation(n int, seed uint64) ([]*profilev1.Customer, []*profilev1.Ev
 		dropout := rng.Float64() * 0.6
 		// Gamma-Gamma spend: ν ~ Gamma(q=4, scale 1/2500), each amount
 		// ~ Gamma(p=6, scale 1/ν); 5,000 on average.
-		nu := gammaRand(rng, 4) / 2500
+		nu := valuemodel.GammaRand(rng, 4) / 2500
 		for k := 0; k < 80 && !at.After(t0); k++ {
-			buy(id, k, at, max(1, int64(math.Round(gammaRand(rng, 6)/nu))))
+			buy(id, k, at, max(1, int64(math.Round(valuemodel.GammaRand(rng, 6)/nu))))
 			if rng.Float64() < dropout {
 				break
 			}
@@ -268,24 +269,6 @@ func valuePopulation(n int, seed uint64) ([]*profilev1.Customer, []*profilev1.Ev
 	}
 	customer(browser, t0.Add(-day))
 	return cs, evs
-}
-
-// gammaRand draws from Gamma(shape, 1) for shape ≥ 1 (Marsaglia and Tsang,
-// 2000).
-func gammaRand(rng *rand.Rand, shape float64) float64 {
-	d := shape - 1.0/3
-	c := 1 / math.Sqrt(9*d)
-	for {
-		x := rng.NormFloat64()
-		v := 1 + c*x
-		if v <= 0 {
-			continue
-		}
-		v = v * v * v
-		if u := rng.Float64(); math.Log(u) < x*x/2+d-d*v+d*math.Log(v) {
-			return d * v
-		}
-	}
 }
 
 // loadPopulation bulk-loads valuePopulation(n, seed) into tenant and

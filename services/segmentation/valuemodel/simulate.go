@@ -50,8 +50,10 @@ func (s Simulation) Customer(rng *rand.Rand, id string) []Purchase {
 	}
 }
 
-// gammaRand draws from Gamma(shape k, rate 1) by Marsaglia and Tsang,
+// GammaRand draws from Gamma(shape k, rate 1) by Marsaglia and Tsang,
 // boosted for k < 1.
+func GammaRand(rng *rand.Rand, k float64) float64 { return gammaRand(rng, k) }
+
 func gammaRand(rng *rand.Rand, k float64) float64 {
 	if k < 1 {
 		return gammaRand(rng, k+1) * math.Pow(rng.Float64(), 1/k)
