@@ -173,6 +173,8 @@ type Gateway struct {
 	opts      Options
 	backends  []*backend
 	handler   http.Handler
+	// document is the OpenAPI document of the routes served.
+	document []byte
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -200,6 +202,15 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 			return nil, errors.Join(fmt.Errorf("gateway: register %s: %w", b.name, err), g.Close())
 		}
 	}
+	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock}
+	for _, b := range g.backends {
+		served[map[string]string{"segmentation": "SegmentationService", "loyalty": "LoyaltyService"}[b.name]] = true
+	}
+	doc, err := servedDocument(served)
+	if err != nil {
+		return nil, errors.Join(err, g.Close())
+	}
+	g.document = doc
 	g.handler = g.routes(mux)
 	return g, nil
 }

@@ -591,6 +591,15 @@ func TestOpenAPI(t *testing.T) {
 	if doc.Swagger != "2.0" || doc.Paths["/v1/customers/{customerId}"] == nil && doc.Paths["/v1/customers/{customer_id}"] == nil {
 		t.Errorf("swagger %q, %d paths", doc.Swagger, len(doc.Paths))
 	}
+	// Only the routes this gateway serves: no segmentation or loyalty
+	// backend here, and care is not built.
+	for p := range doc.Paths {
+		for _, prefix := range []string{"/v1/care", "/v1/loyalty", "/v1/segments", "/v1/testing"} {
+			if strings.HasPrefix(p, prefix) {
+				t.Errorf("the document advertises %s, which this gateway does not serve", p)
+			}
+		}
+	}
 }
 
 // TestTrace checks that the request span is named after the route and that

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -80,12 +82,46 @@ func (b *backend) check(ctx context.Context) string {
 	return resp.GetStatus().String()
 }
 
-// openAPI serves the OpenAPI document the gateway was generated with.
+// openAPI serves the OpenAPI document of the routes this gateway serves.
 func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
 	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(openapi.Document)
+	_, _ = w.Write(g.document)
+}
+
+// servedDocument is the generated OpenAPI document cut to the services
+// served (by their tags, which grpc-gateway names after the gRPC service):
+// the document covers every service in proto/, and a route the gateway does
+// not serve must not be advertised.
+func servedDocument(services map[string]bool) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(openapi.Document, &doc); err != nil {
+		return nil, fmt.Errorf("gateway: the embedded OpenAPI document: %w", err)
+	}
+	paths, _ := doc["paths"].(map[string]any)
+	for p, ops := range paths {
+		ops, _ := ops.(map[string]any)
+		for method, op := range ops {
+			tags, _ := op.(map[string]any)["tags"].([]any)
+			if len(tags) > 0 && !services[fmt.Sprint(tags[0])] {
+				delete(ops, method)
+			}
+		}
+		if len(ops) == 0 {
+			delete(paths, p)
+		}
+	}
+	if tags, ok := doc["tags"].([]any); ok {
+		kept := tags[:0]
+		for _, t := range tags {
+			if name, _ := t.(map[string]any)["name"].(string); services[name] {
+				kept = append(kept, t)
+			}
+		}
+		doc["tags"] = kept
+	}
+	return json.Marshal(doc)
 }
