@@ -2,6 +2,8 @@
 // Rapport service is built from: grpcserver and grpcclient (transport with
 // tracing, health, recovery and tenancy), telemetry (OpenTelemetry set-up),
 // boltdb (opening bbolt files, schema versions, group commit), feed (the
-// durable change feed and its followers), config, shutdown, tenancy, fault
-// and clock. There is deliberately no "utils" package.
+// durable change feed and its followers), timers (durable per-owner timers),
+// webhook (a durable outbox of signed outgoing webhooks), money, config,
+// shutdown, tenancy, fault and clock. There is deliberately no "utils"
+// package.
 package platform
