@@ -334,6 +334,11 @@ func (s *Service) fitValueModels(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "scheduling value model fits failed", "error", err)
 		}
+		// Activity moves with time alone: rescore tenants with a model at
+		// least hourly even when nothing else happens.
+		if _, err := s.store.MarkStale(now, time.Hour); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "finding stale scores failed", "error", err)
+		}
 		// New tenants are picked up within a minute.
 		if horizon := now.Add(time.Minute); next.IsZero() || next.After(horizon) {
 			next = horizon

@@ -196,6 +196,29 @@ func (s *Store) Reports(ctx context.Context, tenant string) (*Reports, error) {
 	return &Reports{Time: now, Settings: settings, Rows: rows, Pop: domain.ScorePopulation(rows, settings)}, nil
 }
 
+// MarkStale marks for rescoring every tenant with a current value model
+// whose scores are older than maxAge at now: probability alive, and so
+// activity, changes with time alone, and without new events or a fresh fit
+// nothing else would rescore the tenant. It returns how many it marked.
+func (s *Store) MarkStale(now time.Time, maxAge time.Duration) (int, error) {
+	n := 0
+	err := s.db.View(func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketSettings).ForEach(func(k, _ []byte) error {
+			if bytes.IndexByte(k, boltdb.Sep) >= 0 {
+				return nil
+			}
+			t := tx{Tx: btx, tenant: string(k)}
+			if t.b(bucketSettings).Get(currentKey(t.tenant)) == nil || now.Sub(t.scoreTime()) < maxAge {
+				return nil
+			}
+			s.markDirty(t.tenant)
+			n++
+			return nil
+		})
+	})
+	return n, err
+}
+
 // MarkAllDirty marks every tenant with purchases for rescoring, at start-up:
 // a crash between applying events and rescoring must not leave scores stale.
 func (s *Store) MarkAllDirty() error {

@@ -1039,3 +1039,26 @@ func TestSpendModelConvergesOnEveryPopulation(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkStaleRescoresTenantsWithAModel: probability alive moves with time
+// alone, so a tenant with a current model whose scores are older than the
+// limit is marked for rescoring, and one without a model or scored recently
+// is not.
+func TestMarkStaleRescoresTenantsWithAModel(t *testing.T) {
+	e := newEnv(t)
+	e.loadPopulation("with-model", 300, 1)
+	e.loadPopulation("no-model", 50, 2)
+	e.fit("with-model", store.FitRequest{ID: "now", Unit: domain.UnitWeeks})
+	e.st.Dirty() // forget what loading and fitting marked
+	e.rescore("with-model")
+	e.rescore("no-model")
+	e.clk.Advance(30 * time.Minute)
+	if n, err := e.st.MarkStale(e.clk.Now(), time.Hour); err != nil || n != 0 || len(e.st.Dirty()) != 0 {
+		t.Fatalf("half an hour after a rescore: %d marked, %v", n, err)
+	}
+	e.clk.Advance(31 * time.Minute)
+	n, err := e.st.MarkStale(e.clk.Now(), time.Hour)
+	if dirty := e.st.Dirty(); err != nil || n != 1 || len(dirty) != 1 || dirty[0] != "with-model" {
+		t.Fatalf("an hour and a minute after: %d marked, dirty %v, %v; want only the tenant with a model", n, dirty, err)
+	}
+}
