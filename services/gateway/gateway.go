@@ -170,11 +170,11 @@ func (b *backend) client() grpc.ClientConnInterface {
 // Gateway serves the REST API of every backend, their OpenAPI document and
 // the gateway's health endpoints.
 type Gateway struct {
-	opts      Options
-	backends  []*backend
-	handler   http.Handler
+	opts     Options
+	backends []*backend
+	handler  http.Handler
 	// document is the OpenAPI document of the routes served.
-	document []byte
+	document  []byte
 	closeOnce sync.Once
 	closeErr  error
 }
