@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,18 +13,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/etag"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/ident"
 	"rapport.dev/services/care/domain"
 )
 
-// etagOf is a plan's etag: a hash of its content and update time.
+// etagOf is a plan's etag: the hash of its content and update time.
 func etagOf(p *domain.Plan) string {
 	c := *p
 	c.Etag = ""
-	raw, _ := json.Marshal(&c)
-	sum := sha256.Sum256(raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:12])
+	return etag.Of(&c)
 }
 
 // samePlan reports whether two plans have the same client-set fields.

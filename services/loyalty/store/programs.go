@@ -3,10 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -15,17 +13,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/etag"
 	"rapport.dev/platform/fault"
 	"rapport.dev/services/loyalty/domain"
 )
 
-// etagOf is a programme's etag: a hash of its rules and update time.
+// etagOf is a programme's etag: the hash of its content and update time.
 func etagOf(p *domain.Program) string {
 	c := *p
 	c.Etag = ""
-	raw, _ := json.Marshal(&c)
-	sum := sha256.Sum256(raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:12])
+	return etag.Of(&c)
 }
 
 // sameRules reports whether two programmes have the same client-set fields.
