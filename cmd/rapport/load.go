@@ -330,6 +330,7 @@ func startLoadSuite(ctx context.Context, targets, dir string, log *slog.Logger) 
 		ProfileAddr: "127.0.0.1:0",
 		SegmentAddr: "127.0.0.1:0",
 		LoyaltyAddr: "127.0.0.1:0",
+		CareAddr:    "127.0.0.1:0",
 		HTTPAddr:    "127.0.0.1:0",
 		LogFormat:   "text",
 		LogLevel:    "warn",

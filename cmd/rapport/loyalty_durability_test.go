@@ -33,7 +33,7 @@ func dialLoyalty(t *testing.T, addr string) loyaltyv1.LoyaltyServiceClient {
 // acknowledged call returns its entry and changes nothing.
 func TestLoyaltyDurabilitySIGKILL(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"--target=profile,loyalty", "--data-dir", dir, "--profile-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0",
+	args := []string{"--target=profile,loyalty", "--data-dir", dir, "--profile-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0",
 		"--segmentation-addr", ""}
 	p := start(t, args...)
 	client := dialLoyalty(t, p.grpcAddr("loyalty"))

@@ -62,7 +62,7 @@ func nextEntry(t *testing.T, ch <-chan *loyaltyv1.Entry) *loyaltyv1.Entry {
 func TestSuiteLoyalty(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", t0.Format(time.RFC3339),
-		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	api := rest{t: t, base: p.urls["gateway"], tenant: "acme"}
 	points := watchPoints(t, p.grpcAddr("loyalty"), "acme")
 

@@ -27,12 +27,13 @@ func TestREADMEExamples(t *testing.T) {
 		t.Fatalf("found %d example blocks in README.md; the markers were lost", len(blocks))
 	}
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--profile-addr", "127.0.0.1:0",
-		"--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+		"--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	replacer := strings.NewReplacer(
 		"127.0.0.1:8080", strings.TrimPrefix(p.urls["gateway"], "http://"),
 		"127.0.0.1:7101", p.grpcAddr("profile"),
 		"127.0.0.1:7102", p.grpcAddr("segmentation"),
 		"127.0.0.1:7103", p.grpcAddr("loyalty"),
+		"127.0.0.1:7104", p.grpcAddr("care"),
 		"./cmd/rapport/rapport", binary,
 	)
 	fieldInComment := regexp.MustCompile(`(?m)^# .*"field":"([^"]+)"`)

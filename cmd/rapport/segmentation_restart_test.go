@@ -94,7 +94,7 @@ func newRestartWorkload(customers, events int, base time.Time) *restartWorkload 
 // the profile service, on the same fake time as every other process.
 func startSegmentation(t *testing.T, profileAddr, dir, fakeClock string) (*proc, segmentationv1.SegmentationServiceClient) {
 	t.Helper()
-	p := start(t, "--target=segmentation", "--profile-addr", profileAddr, "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0",
+	p := start(t, "--target=segmentation", "--profile-addr", profileAddr, "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0",
 		"--data-dir", dir, "--fake-clock", fakeClock)
 	return p, dialSegmentation(t, p.grpcAddr("segmentation"))
 }

@@ -93,7 +93,7 @@ func members(t *testing.T, api rest, segment string) []string {
 func TestSuiteSegmentation(t *testing.T) {
 	start0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", start0.Format(time.RFC3339),
-		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	api := rest{t: t, base: p.urls["gateway"], tenant: "acme"}
 	changes := watchSegments(t, p.grpcAddr("segmentation"))
 

@@ -21,6 +21,7 @@ import (
 	"rapport.dev/platform/shutdown"
 	"rapport.dev/platform/telemetry"
 	"rapport.dev/platform/testclock"
+	"rapport.dev/services/care"
 	"rapport.dev/services/gateway"
 	"rapport.dev/services/loyalty"
 	"rapport.dev/services/profile"
@@ -33,10 +34,11 @@ const (
 	targetProfile      = profile.Name
 	targetSegmentation = segmentation.Name
 	targetLoyalty      = loyalty.Name
+	targetCare         = care.Name
 	targetGateway      = "gateway"
 )
 
-var components = []string{targetProfile, targetSegmentation, targetLoyalty, targetGateway}
+var components = []string{targetProfile, targetSegmentation, targetLoyalty, targetCare, targetGateway}
 
 // serveConfig is the configuration of `rapport serve`.
 type serveConfig struct {
@@ -45,11 +47,14 @@ type serveConfig struct {
 	ProfileAddr string
 	SegmentAddr string
 	LoyaltyAddr string
+	CareAddr    string
 	HTTPAddr    string
-	FakeClock   string
-	LogFormat   string
-	LogLevel    string
-	Grace       time.Duration
+	// CareWebhookSecret signs care's automatic messages.
+	CareWebhookSecret string
+	FakeClock         string
+	LogFormat         string
+	LogLevel          string
+	Grace             time.Duration
 
 	targets []string
 	level   slog.Level
@@ -101,6 +106,8 @@ func serve(ctx context.Context, args []string) error {
 	b.String(&cfg.ProfileAddr, "profile-addr", "127.0.0.1:7101", "gRPC address of the profile service (listen, or dial from the gateway)")
 	b.String(&cfg.SegmentAddr, "segmentation-addr", "127.0.0.1:7102", "gRPC address of the segmentation service (listen, or dial from the gateway)")
 	b.String(&cfg.LoyaltyAddr, "loyalty-addr", "127.0.0.1:7103", "gRPC address of the loyalty service (listen, or dial from the gateway)")
+	b.String(&cfg.CareAddr, "care-addr", "127.0.0.1:7104", "gRPC address of the care service (listen, or dial from the gateway)")
+	b.String(&cfg.CareWebhookSecret, "care-webhook-secret", "", "secret signing care's automatic messages (X-Rapport-Signature); empty: message plans' messages are dropped with a warning")
 	b.String(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address of the REST gateway")
 	b.String(&cfg.FakeClock, "fake-clock", "", "for tests: start every component on a fake clock at this RFC 3339 time, moved through /v1/testing/clock")
 	b.String(&cfg.LogFormat, "log-format", "text", "log format: json or text")
@@ -153,7 +160,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	}
 	// The servers of the services in this process, which the gateway calls
 	// in-process.
-	var profileSrv, segmentSrv, loyaltySrv *grpcserver.Server
+	var profileSrv, segmentSrv, loyaltySrv, careSrv *grpcserver.Server
 	if cfg.runs(targetProfile) {
 		svc, err := profile.New(profile.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
 			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, Clock: cfg.clock})
@@ -213,11 +220,38 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		runners = append(runners, runner{name: targetLoyalty, url: "grpc://" + cfg.LoyaltyAddr,
 			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
 	}
+	if cfg.runs(targetCare) {
+		// As for loyalty: an address that names no port names no service
+		// unless it runs here and has resolved it.
+		optional := func(addr string) string {
+			if strings.HasSuffix(addr, ":0") {
+				return ""
+			}
+			return addr
+		}
+		svc, err := care.New(care.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.CareAddr, ProfileTarget: cfg.ProfileAddr,
+			SegmentationTarget: optional(cfg.SegmentAddr), LoyaltyTarget: optional(cfg.LoyaltyAddr),
+			WebhookSecret: cfg.CareWebhookSecret, ShutdownGrace: cfg.Grace},
+			care.Deps{Logger: log, TracerProvider: tele[targetCare].TracerProvider, Clock: cfg.clock})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { svc.Close() })
+		register(svc.Server())
+		careSrv = svc.Server()
+		lis, err := net.Listen("tcp", cfg.CareAddr)
+		if err != nil {
+			return fmt.Errorf("care: listen: %w", err)
+		}
+		cfg.CareAddr = lis.Addr().String()
+		runners = append(runners, runner{name: targetCare, url: "grpc://" + cfg.CareAddr,
+			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
+	}
 	if cfg.runs(targetGateway) {
 		gw, err := gateway.New(ctx, gateway.Options{
-			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, LoyaltyTarget: cfg.LoyaltyAddr,
+			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, LoyaltyTarget: cfg.LoyaltyAddr, CareTarget: cfg.CareAddr,
 			TestClock:        cfg.FakeClock != "",
-			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv, LoyaltyInProcess: loyaltySrv,
+			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv, LoyaltyInProcess: loyaltySrv, CareInProcess: careSrv,
 			Logger: log, TracerProvider: tele[targetGateway].TracerProvider,
 		})
 		if err != nil {

@@ -197,7 +197,7 @@ func purchase(id, customer, order string, minor int64, at time.Time) *profilev1.
 // TestSuiteAll starts `rapport serve --target=all` as a user would and drives
 // it through REST and gRPC.
 func TestSuiteAll(t *testing.T) {
-	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	api := rest{t: t, base: p.urls["gateway"], tenant: "acme"}
 
 	// Readiness reflects the profile backend.
@@ -310,7 +310,7 @@ func TestSuiteSplitTargets(t *testing.T) {
 	if _, ok := svc.urls["gateway"]; ok {
 		t.Fatal("--target=profile started a gateway")
 	}
-	gw := start(t, "--target=gateway", "--data-dir", t.TempDir(), "--profile-addr", svc.grpcAddr("profile"), "--segmentation-addr", "", "--loyalty-addr", "", "--http-addr", "127.0.0.1:0")
+	gw := start(t, "--target=gateway", "--data-dir", t.TempDir(), "--profile-addr", svc.grpcAddr("profile"), "--segmentation-addr", "", "--loyalty-addr", "", "--care-addr", "", "--http-addr", "127.0.0.1:0")
 	api := rest{t: t, base: gw.urls["gateway"], tenant: "acme"}
 	api.must("POST", "/v1/customers", map[string]any{"customerId": "c-9", "kind": "CUSTOMER_KIND_ORGANIZATION", "displayName": "ACME Ltd"}, 200)
 	c := api.must("GET", "/v1/customers/c-9", nil, 200)["customer"].(map[string]any)

@@ -29,7 +29,7 @@ func TestSuiteValueModelCDNOW(t *testing.T) {
 	}
 	now := time.Date(1998, 7, 1, 0, 0, 0, 0, time.UTC)
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", now.Format(time.RFC3339),
-		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	api := rest{t: t, base: p.urls["gateway"], tenant: "cdnow"}
 	activity := watchFeed[segmentationv1.ActivityChange](t, p.grpcAddr("segmentation"), "cdnow")
 

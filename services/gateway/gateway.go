@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	carev1 "rapport.dev/gen/go/rapport/care/v1"
 	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
@@ -48,6 +49,8 @@ type Options struct {
 	SegmentationTarget string
 	// LoyaltyTarget is the loyalty service's; empty means no loyalty routes.
 	LoyaltyTarget string
+	// CareTarget is the care service's; empty means no care routes.
+	CareTarget string
 	// TestClock exposes the test clock of a suite started with a fake
 	// clock (/v1/testing/clock), through the profile backend.
 	TestClock bool
@@ -75,6 +78,8 @@ type Options struct {
 	SegmentationInProcess *grpcserver.Server
 	// LoyaltyInProcess is the same for the loyalty service.
 	LoyaltyInProcess *grpcserver.Server
+	// CareInProcess is the same for the care service.
+	CareInProcess *grpcserver.Server
 }
 
 // Validate checks the options and fills in defaults.
@@ -155,6 +160,12 @@ func backendsOf(o Options) []*backend {
 				return loyaltyv1.RegisterLoyaltyServiceHandlerClient(ctx, mux, loyaltyv1.NewLoyaltyServiceClient(cc))
 			}})
 	}
+	if o.CareTarget != "" {
+		bs = append(bs, &backend{name: "care", target: o.CareTarget, inProcess: o.CareInProcess,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return carev1.RegisterCareServiceHandlerClient(ctx, mux, carev1.NewCareServiceClient(cc))
+			}})
+	}
 	return bs
 }
 
@@ -204,7 +215,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}
 	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock}
 	for _, b := range g.backends {
-		served[map[string]string{"segmentation": "SegmentationService", "loyalty": "LoyaltyService"}[b.name]] = true
+		served[map[string]string{"segmentation": "SegmentationService", "loyalty": "LoyaltyService", "care": "CareService"}[b.name]] = true
 	}
 	doc, err := servedDocument(served)
 	if err != nil {

@@ -687,7 +687,12 @@ type messageBody struct {
 // transaction.
 func (s *Store) sendMessage(ctx context.Context, t tx, p *domain.Plan, c *customer, occ occurrence, now time.Time) error {
 	if s.msgs.Outbox == nil || s.msgs.Secret == nil {
-		return errors.New("store: a message plan fired but no webhook outbox is configured")
+		// Failing here would fail every timer of the batch, again and again;
+		// the occurrence is dropped instead, loudly (the service also warns
+		// at start-up that message plans cannot send).
+		s.log.WarnContext(ctx, "message not sent: no webhook outbox or signing secret configured",
+			"tenant", t.tenant, "plan", p.ID, "customer", c.ID, "occurrence", occ.Key)
+		return nil
 	}
 	id := messageID(p.ID, c.ID, occ.Key)
 	body := messageBody{DeliveryID: id, Tenant: t.tenant, PlanID: p.ID, CustomerID: c.ID, Channel: p.Message.Channel,
