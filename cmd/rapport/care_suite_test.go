@@ -68,13 +68,10 @@ func nextTask(t *testing.T, ch <-chan taskEvent, typ, plan string) *carev1.Task 
 // TestSuiteCare drives the care service through the gateway as an app
 // would, on a fake clock: a purchase recorded in the profile schedules a
 // satisfaction survey that falls due days later in the owner's queue; a
-// complaint makes a follow-up with an SLA that turns overdue once the SLA
-// passes; completing the survey writes the contact log and the answer to
-// the customer's timeline, and completing it again with another outcome
-// is refused and changes nothing.
-//
-// Escalation to a manager is not driven here: no API sets an owner's
-// manager yet (store.SetManager), so past its SLA the task is OVERDUE.
+// complaint makes a follow-up with an SLA that is escalated to the owner's
+// manager the moment the SLA passes; completing the survey writes the
+// contact log and the answer to the customer's timeline, and completing it
+// again with another outcome is refused and changes nothing.
 func TestSuiteCare(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC) // a Monday; 18:00 in Shanghai
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", t0.Format(time.RFC3339),
@@ -112,7 +109,8 @@ func TestSuiteCare(t *testing.T) {
 		t.Fatalf("li's queue: %v", queue)
 	}
 
-	// A complaint: a follow-up due at once, escalating after 24 hours.
+	// A complaint: a follow-up due at once, escalating after 24 hours to li's manager.
+	api.must("PUT", "/v1/care/owners/li/manager", map[string]any{"manager": "wang"}, 200)
 	api.must("POST", "/v1/customers/c-1/events", map[string]any{"eventId": "cmp-1", "occurTime": surveyDue.Format(time.RFC3339),
 		"complaint": map[string]any{"complaintId": "K-1", "severity": "COMPLAINT_SEVERITY_HIGH", "status": "COMPLAINT_STATUS_OPEN",
 			"category": "delivery"}}, 200)
@@ -121,17 +119,11 @@ func TestSuiteCare(t *testing.T) {
 	if followUp.Owner != "li" || sla.IsZero() || !sla.After(surveyDue) || sla.Sub(followUp.CreateTime.AsTime()) > 24*time.Hour {
 		t.Fatalf("complaint follow-up: %v", followUp)
 	}
-	api.must("POST", "/v1/testing/clock", map[string]any{"time": sla.Add(time.Minute).Format(time.RFC3339)}, 200)
-	// Turning overdue (no manager to escalate to) publishes nothing: poll, bounded.
-	var state any
-	for i := 0; i < 200 && state != "TASK_STATE_OVERDUE"; i++ {
-		if i > 0 {
-			time.Sleep(25 * time.Millisecond)
-		}
-		state = api.must("GET", "/v1/care/tasks/"+followUp.TaskId, nil, 200)["task"].(map[string]any)["state"]
-	}
-	if state != "TASK_STATE_OVERDUE" {
-		t.Fatalf("complaint follow-up past its SLA: state %v", state)
+	api.must("POST", "/v1/testing/clock", map[string]any{"time": sla.Add(-time.Second).Format(time.RFC3339)}, 200)
+	api.must("POST", "/v1/testing/clock", map[string]any{"time": sla.Format(time.RFC3339)}, 200)
+	escalated := nextTask(t, tasks, "task.escalated", "complaints")
+	if escalated.TaskId != followUp.TaskId || escalated.State != carev1.TaskState_TASK_STATE_ESCALATED || escalated.EscalatedTo != "wang" {
+		t.Fatalf("complaint follow-up at its SLA: %v", escalated)
 	}
 
 	// Completing the survey writes the contact log and the answer to the timeline.

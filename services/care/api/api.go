@@ -296,6 +296,19 @@ func (s *Server) SkipTask(ctx context.Context, req *carev1.SkipTaskRequest) (*ca
 	return &carev1.SkipTaskResponse{Task: store.TaskToProto(t)}, nil
 }
 
+// SetManager implements carev1.CareServiceServer.
+func (s *Server) SetManager(ctx context.Context, req *carev1.SetManagerRequest) (*carev1.SetManagerResponse, error) {
+	var v fault.Violations
+	tenant, err := scope(ctx, &v)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := s.store.SetManager(ctx, tenant, req.GetOwner(), req.GetManager()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &carev1.SetManagerResponse{Owner: req.GetOwner(), Manager: req.GetManager()}, nil
+}
+
 // GetQueueCounts implements carev1.CareServiceServer.
 func (s *Server) GetQueueCounts(ctx context.Context, req *carev1.GetQueueCountsRequest) (*carev1.GetQueueCountsResponse, error) {
 	var v fault.Violations

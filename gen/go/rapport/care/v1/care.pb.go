@@ -2480,6 +2480,116 @@ func (x *SkipTaskResponse) GetTask() *Task {
 	return nil
 }
 
+// SetManagerRequest is the request of SetManager.
+type SetManagerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// owner is the account manager (as in the profile's owner field).
+	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	// manager is who escalations go to; empty removes it.
+	Manager       string `protobuf:"bytes,2,opt,name=manager,proto3" json:"manager,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetManagerRequest) Reset() {
+	*x = SetManagerRequest{}
+	mi := &file_rapport_care_v1_care_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetManagerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetManagerRequest) ProtoMessage() {}
+
+func (x *SetManagerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_care_v1_care_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetManagerRequest.ProtoReflect.Descriptor instead.
+func (*SetManagerRequest) Descriptor() ([]byte, []int) {
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetManagerRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SetManagerRequest) GetManager() string {
+	if x != nil {
+		return x.Manager
+	}
+	return ""
+}
+
+// SetManagerResponse is the response of SetManager.
+type SetManagerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// owner is the owner.
+	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	// manager is the stored manager.
+	Manager       string `protobuf:"bytes,2,opt,name=manager,proto3" json:"manager,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetManagerResponse) Reset() {
+	*x = SetManagerResponse{}
+	mi := &file_rapport_care_v1_care_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetManagerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetManagerResponse) ProtoMessage() {}
+
+func (x *SetManagerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rapport_care_v1_care_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetManagerResponse.ProtoReflect.Descriptor instead.
+func (*SetManagerResponse) Descriptor() ([]byte, []int) {
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetManagerResponse) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SetManagerResponse) GetManager() string {
+	if x != nil {
+		return x.Manager
+	}
+	return ""
+}
+
 // GetQueueCountsRequest is the request of GetQueueCounts.
 type GetQueueCountsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2491,7 +2601,7 @@ type GetQueueCountsRequest struct {
 
 func (x *GetQueueCountsRequest) Reset() {
 	*x = GetQueueCountsRequest{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[35]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2613,7 @@ func (x *GetQueueCountsRequest) String() string {
 func (*GetQueueCountsRequest) ProtoMessage() {}
 
 func (x *GetQueueCountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[35]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2626,7 @@ func (x *GetQueueCountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueCountsRequest.ProtoReflect.Descriptor instead.
 func (*GetQueueCountsRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{35}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetQueueCountsRequest) GetOwners() []string {
@@ -2543,7 +2653,7 @@ type QueueCounts struct {
 
 func (x *QueueCounts) Reset() {
 	*x = QueueCounts{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[36]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2665,7 @@ func (x *QueueCounts) String() string {
 func (*QueueCounts) ProtoMessage() {}
 
 func (x *QueueCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[36]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2568,7 +2678,7 @@ func (x *QueueCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueCounts.ProtoReflect.Descriptor instead.
 func (*QueueCounts) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{36}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *QueueCounts) GetOwner() string {
@@ -2610,7 +2720,7 @@ type GetQueueCountsResponse struct {
 
 func (x *GetQueueCountsResponse) Reset() {
 	*x = GetQueueCountsResponse{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[37]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2732,7 @@ func (x *GetQueueCountsResponse) String() string {
 func (*GetQueueCountsResponse) ProtoMessage() {}
 
 func (x *GetQueueCountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[37]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2745,7 @@ func (x *GetQueueCountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQueueCountsResponse.ProtoReflect.Descriptor instead.
 func (*GetQueueCountsResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{37}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetQueueCountsResponse) GetQueues() []*QueueCounts {
@@ -2658,7 +2768,7 @@ type QuietHours struct {
 
 func (x *QuietHours) Reset() {
 	*x = QuietHours{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[38]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +2780,7 @@ func (x *QuietHours) String() string {
 func (*QuietHours) ProtoMessage() {}
 
 func (x *QuietHours) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[38]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +2793,7 @@ func (x *QuietHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuietHours.ProtoReflect.Descriptor instead.
 func (*QuietHours) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{38}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *QuietHours) GetStart() *LocalTime {
@@ -2721,7 +2831,7 @@ type Consent struct {
 
 func (x *Consent) Reset() {
 	*x = Consent{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[39]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2843,7 @@ func (x *Consent) String() string {
 func (*Consent) ProtoMessage() {}
 
 func (x *Consent) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[39]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2856,7 @@ func (x *Consent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consent.ProtoReflect.Descriptor instead.
 func (*Consent) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{39}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Consent) GetCustomerId() string {
@@ -2802,7 +2912,7 @@ type SetConsentRequest struct {
 
 func (x *SetConsentRequest) Reset() {
 	*x = SetConsentRequest{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[40]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2924,7 @@ func (x *SetConsentRequest) String() string {
 func (*SetConsentRequest) ProtoMessage() {}
 
 func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[40]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2937,7 @@ func (x *SetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentRequest.ProtoReflect.Descriptor instead.
 func (*SetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{40}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetConsentRequest) GetConsent() *Consent {
@@ -2848,7 +2958,7 @@ type SetConsentResponse struct {
 
 func (x *SetConsentResponse) Reset() {
 	*x = SetConsentResponse{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[41]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2970,7 @@ func (x *SetConsentResponse) String() string {
 func (*SetConsentResponse) ProtoMessage() {}
 
 func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[41]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2983,7 @@ func (x *SetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConsentResponse.ProtoReflect.Descriptor instead.
 func (*SetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{41}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetConsentResponse) GetConsent() *Consent {
@@ -2894,7 +3004,7 @@ type GetConsentRequest struct {
 
 func (x *GetConsentRequest) Reset() {
 	*x = GetConsentRequest{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[42]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +3016,7 @@ func (x *GetConsentRequest) String() string {
 func (*GetConsentRequest) ProtoMessage() {}
 
 func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[42]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3029,7 @@ func (x *GetConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentRequest.ProtoReflect.Descriptor instead.
 func (*GetConsentRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{42}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetConsentRequest) GetCustomerId() string {
@@ -2940,7 +3050,7 @@ type GetConsentResponse struct {
 
 func (x *GetConsentResponse) Reset() {
 	*x = GetConsentResponse{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[43]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3062,7 @@ func (x *GetConsentResponse) String() string {
 func (*GetConsentResponse) ProtoMessage() {}
 
 func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[43]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3075,7 @@ func (x *GetConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsentResponse.ProtoReflect.Descriptor instead.
 func (*GetConsentResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{43}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetConsentResponse) GetConsent() *Consent {
@@ -2996,7 +3106,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[44]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3118,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[44]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3131,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{44}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Delivery) GetDeliveryId() string {
@@ -3075,7 +3185,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[45]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3087,7 +3197,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[45]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3100,7 +3210,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{45}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{47}
 }
 
 // ListDeadLettersResponse is the response of ListDeadLetters.
@@ -3114,7 +3224,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[46]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3236,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[46]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3249,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{46}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListDeadLettersResponse) GetDeliveries() []*Delivery {
@@ -3160,7 +3270,7 @@ type ReplayDeadLetterRequest struct {
 
 func (x *ReplayDeadLetterRequest) Reset() {
 	*x = ReplayDeadLetterRequest{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[47]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3282,7 @@ func (x *ReplayDeadLetterRequest) String() string {
 func (*ReplayDeadLetterRequest) ProtoMessage() {}
 
 func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[47]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3295,7 @@ func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{47}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReplayDeadLetterRequest) GetDeliveryId() string {
@@ -3206,7 +3316,7 @@ type ReplayDeadLetterResponse struct {
 
 func (x *ReplayDeadLetterResponse) Reset() {
 	*x = ReplayDeadLetterResponse{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[48]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3328,7 @@ func (x *ReplayDeadLetterResponse) String() string {
 func (*ReplayDeadLetterResponse) ProtoMessage() {}
 
 func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[48]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3341,7 @@ func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{48}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReplayDeadLetterResponse) GetDelivery() *Delivery {
@@ -3254,7 +3364,7 @@ type FollowChangesRequest struct {
 
 func (x *FollowChangesRequest) Reset() {
 	*x = FollowChangesRequest{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[49]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3266,7 +3376,7 @@ func (x *FollowChangesRequest) String() string {
 func (*FollowChangesRequest) ProtoMessage() {}
 
 func (x *FollowChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[49]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3279,7 +3389,7 @@ func (x *FollowChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowChangesRequest.ProtoReflect.Descriptor instead.
 func (*FollowChangesRequest) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{49}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *FollowChangesRequest) GetAfterSequence() uint64 {
@@ -3307,7 +3417,7 @@ type FollowChangesResponse struct {
 
 func (x *FollowChangesResponse) Reset() {
 	*x = FollowChangesResponse{}
-	mi := &file_rapport_care_v1_care_proto_msgTypes[50]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3319,7 +3429,7 @@ func (x *FollowChangesResponse) String() string {
 func (*FollowChangesResponse) ProtoMessage() {}
 
 func (x *FollowChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rapport_care_v1_care_proto_msgTypes[50]
+	mi := &file_rapport_care_v1_care_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3332,7 +3442,7 @@ func (x *FollowChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowChangesResponse.ProtoReflect.Descriptor instead.
 func (*FollowChangesResponse) Descriptor() ([]byte, []int) {
-	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{50}
+	return file_rapport_care_v1_care_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *FollowChangesResponse) GetEvent() *v1.Event {
@@ -3497,7 +3607,13 @@ const file_rapport_care_v1_care_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"=\n" +
 	"\x10SkipTaskResponse\x12)\n" +
-	"\x04task\x18\x01 \x01(\v2\x15.rapport.care.v1.TaskR\x04task\"/\n" +
+	"\x04task\x18\x01 \x01(\v2\x15.rapport.care.v1.TaskR\x04task\"C\n" +
+	"\x11SetManagerRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x18\n" +
+	"\amanager\x18\x02 \x01(\tR\amanager\"D\n" +
+	"\x12SetManagerResponse\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x18\n" +
+	"\amanager\x18\x02 \x01(\tR\amanager\"/\n" +
 	"\x15GetQueueCountsRequest\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\"v\n" +
 	"\vQueueCounts\x12\x14\n" +
@@ -3577,7 +3693,7 @@ const file_rapport_care_v1_care_proto_rawDesc = "" +
 	"\x13OUTCOME_NOT_REACHED\x10\x02\x12\x15\n" +
 	"\x11OUTCOME_SATISFIED\x10\x03\x12\x1c\n" +
 	"\x18OUTCOME_COMPLAINT_RAISED\x10\x04\x12\x14\n" +
-	"\x10OUTCOME_DECLINED\x10\x052\xa7\x0f\n" +
+	"\x10OUTCOME_DECLINED\x10\x052\xab\x10\n" +
 	"\vCareService\x12s\n" +
 	"\n" +
 	"CreatePlan\x12\".rapport.care.v1.CreatePlanRequest\x1a#.rapport.care.v1.CreatePlanResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x04plan\"\x0e/v1/care/plans\x12n\n" +
@@ -3589,7 +3705,9 @@ const file_rapport_care_v1_care_proto_rawDesc = "" +
 	"\tListTasks\x12!.rapport.care.v1.ListTasksRequest\x1a\".rapport.care.v1.ListTasksResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/care/tasks\x12n\n" +
 	"\aGetTask\x12\x1f.rapport.care.v1.GetTaskRequest\x1a .rapport.care.v1.GetTaskResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/care/tasks/{task_id}\x12\x89\x01\n" +
 	"\fCompleteTask\x12$.rapport.care.v1.CompleteTaskRequest\x1a%.rapport.care.v1.CompleteTaskResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/care/tasks/{task_id}:complete\x12y\n" +
-	"\bSkipTask\x12 .rapport.care.v1.SkipTaskRequest\x1a!.rapport.care.v1.SkipTaskResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/care/tasks/{task_id}:skip\x12z\n" +
+	"\bSkipTask\x12 .rapport.care.v1.SkipTaskRequest\x1a!.rapport.care.v1.SkipTaskResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/care/tasks/{task_id}:skip\x12\x81\x01\n" +
+	"\n" +
+	"SetManager\x12\".rapport.care.v1.SetManagerRequest\x1a#.rapport.care.v1.SetManagerResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\x1a\x1f/v1/care/owners/{owner}/manager\x12z\n" +
 	"\x0eGetQueueCounts\x12&.rapport.care.v1.GetQueueCountsRequest\x1a'.rapport.care.v1.GetQueueCountsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/care/queues\x12\x98\x01\n" +
 	"\n" +
 	"SetConsent\x12\".rapport.care.v1.SetConsentRequest\x1a#.rapport.care.v1.SetConsentResponse\"A\x82\xd3\xe4\x93\x02;:\aconsent\x1a0/v1/care/customers/{consent.customer_id}/consent\x12\x87\x01\n" +
@@ -3613,7 +3731,7 @@ func file_rapport_care_v1_care_proto_rawDescGZIP() []byte {
 }
 
 var file_rapport_care_v1_care_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_rapport_care_v1_care_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_rapport_care_v1_care_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_rapport_care_v1_care_proto_goTypes = []any{
 	(Festival)(0),                    // 0: rapport.care.v1.Festival
 	(TaskState)(0),                   // 1: rapport.care.v1.TaskState
@@ -3653,30 +3771,32 @@ var file_rapport_care_v1_care_proto_goTypes = []any{
 	(*CompleteTaskResponse)(nil),     // 35: rapport.care.v1.CompleteTaskResponse
 	(*SkipTaskRequest)(nil),          // 36: rapport.care.v1.SkipTaskRequest
 	(*SkipTaskResponse)(nil),         // 37: rapport.care.v1.SkipTaskResponse
-	(*GetQueueCountsRequest)(nil),    // 38: rapport.care.v1.GetQueueCountsRequest
-	(*QueueCounts)(nil),              // 39: rapport.care.v1.QueueCounts
-	(*GetQueueCountsResponse)(nil),   // 40: rapport.care.v1.GetQueueCountsResponse
-	(*QuietHours)(nil),               // 41: rapport.care.v1.QuietHours
-	(*Consent)(nil),                  // 42: rapport.care.v1.Consent
-	(*SetConsentRequest)(nil),        // 43: rapport.care.v1.SetConsentRequest
-	(*SetConsentResponse)(nil),       // 44: rapport.care.v1.SetConsentResponse
-	(*GetConsentRequest)(nil),        // 45: rapport.care.v1.GetConsentRequest
-	(*GetConsentResponse)(nil),       // 46: rapport.care.v1.GetConsentResponse
-	(*Delivery)(nil),                 // 47: rapport.care.v1.Delivery
-	(*ListDeadLettersRequest)(nil),   // 48: rapport.care.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),  // 49: rapport.care.v1.ListDeadLettersResponse
-	(*ReplayDeadLetterRequest)(nil),  // 50: rapport.care.v1.ReplayDeadLetterRequest
-	(*ReplayDeadLetterResponse)(nil), // 51: rapport.care.v1.ReplayDeadLetterResponse
-	(*FollowChangesRequest)(nil),     // 52: rapport.care.v1.FollowChangesRequest
-	(*FollowChangesResponse)(nil),    // 53: rapport.care.v1.FollowChangesResponse
-	(*timestamppb.Timestamp)(nil),    // 54: google.protobuf.Timestamp
-	(*v1.Event)(nil),                 // 55: rapport.feed.v1.Event
+	(*SetManagerRequest)(nil),        // 38: rapport.care.v1.SetManagerRequest
+	(*SetManagerResponse)(nil),       // 39: rapport.care.v1.SetManagerResponse
+	(*GetQueueCountsRequest)(nil),    // 40: rapport.care.v1.GetQueueCountsRequest
+	(*QueueCounts)(nil),              // 41: rapport.care.v1.QueueCounts
+	(*GetQueueCountsResponse)(nil),   // 42: rapport.care.v1.GetQueueCountsResponse
+	(*QuietHours)(nil),               // 43: rapport.care.v1.QuietHours
+	(*Consent)(nil),                  // 44: rapport.care.v1.Consent
+	(*SetConsentRequest)(nil),        // 45: rapport.care.v1.SetConsentRequest
+	(*SetConsentResponse)(nil),       // 46: rapport.care.v1.SetConsentResponse
+	(*GetConsentRequest)(nil),        // 47: rapport.care.v1.GetConsentRequest
+	(*GetConsentResponse)(nil),       // 48: rapport.care.v1.GetConsentResponse
+	(*Delivery)(nil),                 // 49: rapport.care.v1.Delivery
+	(*ListDeadLettersRequest)(nil),   // 50: rapport.care.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),  // 51: rapport.care.v1.ListDeadLettersResponse
+	(*ReplayDeadLetterRequest)(nil),  // 52: rapport.care.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil), // 53: rapport.care.v1.ReplayDeadLetterResponse
+	(*FollowChangesRequest)(nil),     // 54: rapport.care.v1.FollowChangesRequest
+	(*FollowChangesResponse)(nil),    // 55: rapport.care.v1.FollowChangesResponse
+	(*timestamppb.Timestamp)(nil),    // 56: google.protobuf.Timestamp
+	(*v1.Event)(nil),                 // 57: rapport.feed.v1.Event
 }
 var file_rapport_care_v1_care_proto_depIdxs = []int32{
 	4,  // 0: rapport.care.v1.Revisit.by_tier:type_name -> rapport.care.v1.TierRecurrence
 	0,  // 1: rapport.care.v1.Holidays.festivals:type_name -> rapport.care.v1.Festival
 	6,  // 2: rapport.care.v1.Holidays.fixed_dates:type_name -> rapport.care.v1.FixedDate
-	54, // 3: rapport.care.v1.Recommendation.start_time:type_name -> google.protobuf.Timestamp
+	56, // 3: rapport.care.v1.Recommendation.start_time:type_name -> google.protobuf.Timestamp
 	16, // 4: rapport.care.v1.WorkingHours.start:type_name -> rapport.care.v1.LocalTime
 	16, // 5: rapport.care.v1.WorkingHours.end:type_name -> rapport.care.v1.LocalTime
 	3,  // 6: rapport.care.v1.Plan.target:type_name -> rapport.care.v1.Target
@@ -3692,40 +3812,40 @@ var file_rapport_care_v1_care_proto_depIdxs = []int32{
 	15, // 16: rapport.care.v1.Plan.message:type_name -> rapport.care.v1.MessageAction
 	16, // 17: rapport.care.v1.Plan.at:type_name -> rapport.care.v1.LocalTime
 	17, // 18: rapport.care.v1.Plan.working_hours:type_name -> rapport.care.v1.WorkingHours
-	54, // 19: rapport.care.v1.Plan.create_time:type_name -> google.protobuf.Timestamp
-	54, // 20: rapport.care.v1.Plan.update_time:type_name -> google.protobuf.Timestamp
+	56, // 19: rapport.care.v1.Plan.create_time:type_name -> google.protobuf.Timestamp
+	56, // 20: rapport.care.v1.Plan.update_time:type_name -> google.protobuf.Timestamp
 	18, // 21: rapport.care.v1.CreatePlanRequest.plan:type_name -> rapport.care.v1.Plan
 	18, // 22: rapport.care.v1.CreatePlanResponse.plan:type_name -> rapport.care.v1.Plan
 	18, // 23: rapport.care.v1.GetPlanResponse.plan:type_name -> rapport.care.v1.Plan
 	18, // 24: rapport.care.v1.UpdatePlanRequest.plan:type_name -> rapport.care.v1.Plan
 	18, // 25: rapport.care.v1.UpdatePlanResponse.plan:type_name -> rapport.care.v1.Plan
 	18, // 26: rapport.care.v1.ListPlansResponse.plans:type_name -> rapport.care.v1.Plan
-	54, // 27: rapport.care.v1.PreviewPlanResponse.fire_times:type_name -> google.protobuf.Timestamp
+	56, // 27: rapport.care.v1.PreviewPlanResponse.fire_times:type_name -> google.protobuf.Timestamp
 	1,  // 28: rapport.care.v1.Task.state:type_name -> rapport.care.v1.TaskState
-	54, // 29: rapport.care.v1.Task.due_time:type_name -> google.protobuf.Timestamp
-	54, // 30: rapport.care.v1.Task.sla_time:type_name -> google.protobuf.Timestamp
+	56, // 29: rapport.care.v1.Task.due_time:type_name -> google.protobuf.Timestamp
+	56, // 30: rapport.care.v1.Task.sla_time:type_name -> google.protobuf.Timestamp
 	2,  // 31: rapport.care.v1.Task.outcome:type_name -> rapport.care.v1.Outcome
-	54, // 32: rapport.care.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
-	54, // 33: rapport.care.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	56, // 32: rapport.care.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
+	56, // 33: rapport.care.v1.Task.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 34: rapport.care.v1.ListTasksRequest.states:type_name -> rapport.care.v1.TaskState
-	54, // 35: rapport.care.v1.ListTasksRequest.due_before:type_name -> google.protobuf.Timestamp
+	56, // 35: rapport.care.v1.ListTasksRequest.due_before:type_name -> google.protobuf.Timestamp
 	29, // 36: rapport.care.v1.ListTasksResponse.tasks:type_name -> rapport.care.v1.Task
 	29, // 37: rapport.care.v1.GetTaskResponse.task:type_name -> rapport.care.v1.Task
 	2,  // 38: rapport.care.v1.CompleteTaskRequest.outcome:type_name -> rapport.care.v1.Outcome
 	29, // 39: rapport.care.v1.CompleteTaskResponse.task:type_name -> rapport.care.v1.Task
 	29, // 40: rapport.care.v1.SkipTaskResponse.task:type_name -> rapport.care.v1.Task
-	39, // 41: rapport.care.v1.GetQueueCountsResponse.queues:type_name -> rapport.care.v1.QueueCounts
+	41, // 41: rapport.care.v1.GetQueueCountsResponse.queues:type_name -> rapport.care.v1.QueueCounts
 	16, // 42: rapport.care.v1.QuietHours.start:type_name -> rapport.care.v1.LocalTime
 	16, // 43: rapport.care.v1.QuietHours.end:type_name -> rapport.care.v1.LocalTime
-	41, // 44: rapport.care.v1.Consent.quiet_hours:type_name -> rapport.care.v1.QuietHours
-	54, // 45: rapport.care.v1.Consent.update_time:type_name -> google.protobuf.Timestamp
-	42, // 46: rapport.care.v1.SetConsentRequest.consent:type_name -> rapport.care.v1.Consent
-	42, // 47: rapport.care.v1.SetConsentResponse.consent:type_name -> rapport.care.v1.Consent
-	42, // 48: rapport.care.v1.GetConsentResponse.consent:type_name -> rapport.care.v1.Consent
-	54, // 49: rapport.care.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	47, // 50: rapport.care.v1.ListDeadLettersResponse.deliveries:type_name -> rapport.care.v1.Delivery
-	47, // 51: rapport.care.v1.ReplayDeadLetterResponse.delivery:type_name -> rapport.care.v1.Delivery
-	55, // 52: rapport.care.v1.FollowChangesResponse.event:type_name -> rapport.feed.v1.Event
+	43, // 44: rapport.care.v1.Consent.quiet_hours:type_name -> rapport.care.v1.QuietHours
+	56, // 45: rapport.care.v1.Consent.update_time:type_name -> google.protobuf.Timestamp
+	44, // 46: rapport.care.v1.SetConsentRequest.consent:type_name -> rapport.care.v1.Consent
+	44, // 47: rapport.care.v1.SetConsentResponse.consent:type_name -> rapport.care.v1.Consent
+	44, // 48: rapport.care.v1.GetConsentResponse.consent:type_name -> rapport.care.v1.Consent
+	56, // 49: rapport.care.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	49, // 50: rapport.care.v1.ListDeadLettersResponse.deliveries:type_name -> rapport.care.v1.Delivery
+	49, // 51: rapport.care.v1.ReplayDeadLetterResponse.delivery:type_name -> rapport.care.v1.Delivery
+	57, // 52: rapport.care.v1.FollowChangesResponse.event:type_name -> rapport.feed.v1.Event
 	19, // 53: rapport.care.v1.CareService.CreatePlan:input_type -> rapport.care.v1.CreatePlanRequest
 	21, // 54: rapport.care.v1.CareService.GetPlan:input_type -> rapport.care.v1.GetPlanRequest
 	23, // 55: rapport.care.v1.CareService.UpdatePlan:input_type -> rapport.care.v1.UpdatePlanRequest
@@ -3735,29 +3855,31 @@ var file_rapport_care_v1_care_proto_depIdxs = []int32{
 	32, // 59: rapport.care.v1.CareService.GetTask:input_type -> rapport.care.v1.GetTaskRequest
 	34, // 60: rapport.care.v1.CareService.CompleteTask:input_type -> rapport.care.v1.CompleteTaskRequest
 	36, // 61: rapport.care.v1.CareService.SkipTask:input_type -> rapport.care.v1.SkipTaskRequest
-	38, // 62: rapport.care.v1.CareService.GetQueueCounts:input_type -> rapport.care.v1.GetQueueCountsRequest
-	43, // 63: rapport.care.v1.CareService.SetConsent:input_type -> rapport.care.v1.SetConsentRequest
-	45, // 64: rapport.care.v1.CareService.GetConsent:input_type -> rapport.care.v1.GetConsentRequest
-	48, // 65: rapport.care.v1.CareService.ListDeadLetters:input_type -> rapport.care.v1.ListDeadLettersRequest
-	50, // 66: rapport.care.v1.CareService.ReplayDeadLetter:input_type -> rapport.care.v1.ReplayDeadLetterRequest
-	52, // 67: rapport.care.v1.CareService.FollowChanges:input_type -> rapport.care.v1.FollowChangesRequest
-	20, // 68: rapport.care.v1.CareService.CreatePlan:output_type -> rapport.care.v1.CreatePlanResponse
-	22, // 69: rapport.care.v1.CareService.GetPlan:output_type -> rapport.care.v1.GetPlanResponse
-	24, // 70: rapport.care.v1.CareService.UpdatePlan:output_type -> rapport.care.v1.UpdatePlanResponse
-	26, // 71: rapport.care.v1.CareService.ListPlans:output_type -> rapport.care.v1.ListPlansResponse
-	28, // 72: rapport.care.v1.CareService.PreviewPlan:output_type -> rapport.care.v1.PreviewPlanResponse
-	31, // 73: rapport.care.v1.CareService.ListTasks:output_type -> rapport.care.v1.ListTasksResponse
-	33, // 74: rapport.care.v1.CareService.GetTask:output_type -> rapport.care.v1.GetTaskResponse
-	35, // 75: rapport.care.v1.CareService.CompleteTask:output_type -> rapport.care.v1.CompleteTaskResponse
-	37, // 76: rapport.care.v1.CareService.SkipTask:output_type -> rapport.care.v1.SkipTaskResponse
-	40, // 77: rapport.care.v1.CareService.GetQueueCounts:output_type -> rapport.care.v1.GetQueueCountsResponse
-	44, // 78: rapport.care.v1.CareService.SetConsent:output_type -> rapport.care.v1.SetConsentResponse
-	46, // 79: rapport.care.v1.CareService.GetConsent:output_type -> rapport.care.v1.GetConsentResponse
-	49, // 80: rapport.care.v1.CareService.ListDeadLetters:output_type -> rapport.care.v1.ListDeadLettersResponse
-	51, // 81: rapport.care.v1.CareService.ReplayDeadLetter:output_type -> rapport.care.v1.ReplayDeadLetterResponse
-	53, // 82: rapport.care.v1.CareService.FollowChanges:output_type -> rapport.care.v1.FollowChangesResponse
-	68, // [68:83] is the sub-list for method output_type
-	53, // [53:68] is the sub-list for method input_type
+	38, // 62: rapport.care.v1.CareService.SetManager:input_type -> rapport.care.v1.SetManagerRequest
+	40, // 63: rapport.care.v1.CareService.GetQueueCounts:input_type -> rapport.care.v1.GetQueueCountsRequest
+	45, // 64: rapport.care.v1.CareService.SetConsent:input_type -> rapport.care.v1.SetConsentRequest
+	47, // 65: rapport.care.v1.CareService.GetConsent:input_type -> rapport.care.v1.GetConsentRequest
+	50, // 66: rapport.care.v1.CareService.ListDeadLetters:input_type -> rapport.care.v1.ListDeadLettersRequest
+	52, // 67: rapport.care.v1.CareService.ReplayDeadLetter:input_type -> rapport.care.v1.ReplayDeadLetterRequest
+	54, // 68: rapport.care.v1.CareService.FollowChanges:input_type -> rapport.care.v1.FollowChangesRequest
+	20, // 69: rapport.care.v1.CareService.CreatePlan:output_type -> rapport.care.v1.CreatePlanResponse
+	22, // 70: rapport.care.v1.CareService.GetPlan:output_type -> rapport.care.v1.GetPlanResponse
+	24, // 71: rapport.care.v1.CareService.UpdatePlan:output_type -> rapport.care.v1.UpdatePlanResponse
+	26, // 72: rapport.care.v1.CareService.ListPlans:output_type -> rapport.care.v1.ListPlansResponse
+	28, // 73: rapport.care.v1.CareService.PreviewPlan:output_type -> rapport.care.v1.PreviewPlanResponse
+	31, // 74: rapport.care.v1.CareService.ListTasks:output_type -> rapport.care.v1.ListTasksResponse
+	33, // 75: rapport.care.v1.CareService.GetTask:output_type -> rapport.care.v1.GetTaskResponse
+	35, // 76: rapport.care.v1.CareService.CompleteTask:output_type -> rapport.care.v1.CompleteTaskResponse
+	37, // 77: rapport.care.v1.CareService.SkipTask:output_type -> rapport.care.v1.SkipTaskResponse
+	39, // 78: rapport.care.v1.CareService.SetManager:output_type -> rapport.care.v1.SetManagerResponse
+	42, // 79: rapport.care.v1.CareService.GetQueueCounts:output_type -> rapport.care.v1.GetQueueCountsResponse
+	46, // 80: rapport.care.v1.CareService.SetConsent:output_type -> rapport.care.v1.SetConsentResponse
+	48, // 81: rapport.care.v1.CareService.GetConsent:output_type -> rapport.care.v1.GetConsentResponse
+	51, // 82: rapport.care.v1.CareService.ListDeadLetters:output_type -> rapport.care.v1.ListDeadLettersResponse
+	53, // 83: rapport.care.v1.CareService.ReplayDeadLetter:output_type -> rapport.care.v1.ReplayDeadLetterResponse
+	55, // 84: rapport.care.v1.CareService.FollowChanges:output_type -> rapport.care.v1.FollowChangesResponse
+	69, // [69:85] is the sub-list for method output_type
+	53, // [53:69] is the sub-list for method input_type
 	53, // [53:53] is the sub-list for extension type_name
 	53, // [53:53] is the sub-list for extension extendee
 	0,  // [0:53] is the sub-list for field type_name
@@ -3786,7 +3908,7 @@ func file_rapport_care_v1_care_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rapport_care_v1_care_proto_rawDesc), len(file_rapport_care_v1_care_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	CareService_GetTask_FullMethodName          = "/rapport.care.v1.CareService/GetTask"
 	CareService_CompleteTask_FullMethodName     = "/rapport.care.v1.CareService/CompleteTask"
 	CareService_SkipTask_FullMethodName         = "/rapport.care.v1.CareService/SkipTask"
+	CareService_SetManager_FullMethodName       = "/rapport.care.v1.CareService/SetManager"
 	CareService_GetQueueCounts_FullMethodName   = "/rapport.care.v1.CareService/GetQueueCounts"
 	CareService_SetConsent_FullMethodName       = "/rapport.care.v1.CareService/SetConsent"
 	CareService_GetConsent_FullMethodName       = "/rapport.care.v1.CareService/GetConsent"
@@ -73,6 +74,9 @@ type CareServiceClient interface {
 	CompleteTask(ctx context.Context, in *CompleteTaskRequest, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
 	// SkipTask closes a task without contact, with a reason.
 	SkipTask(ctx context.Context, in *SkipTaskRequest, opts ...grpc.CallOption) (*SkipTaskResponse, error)
+	// SetManager records who an owner's manager is: escalated tasks go to
+	// them. An empty manager removes the record.
+	SetManager(ctx context.Context, in *SetManagerRequest, opts ...grpc.CallOption) (*SetManagerResponse, error)
 	// GetQueueCounts returns, per owner, how many tasks are due today, overdue
 	// and upcoming — a manager's view of the team.
 	GetQueueCounts(ctx context.Context, in *GetQueueCountsRequest, opts ...grpc.CallOption) (*GetQueueCountsResponse, error)
@@ -190,6 +194,16 @@ func (c *careServiceClient) SkipTask(ctx context.Context, in *SkipTaskRequest, o
 	return out, nil
 }
 
+func (c *careServiceClient) SetManager(ctx context.Context, in *SetManagerRequest, opts ...grpc.CallOption) (*SetManagerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetManagerResponse)
+	err := c.cc.Invoke(ctx, CareService_SetManager_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *careServiceClient) GetQueueCounts(ctx context.Context, in *GetQueueCountsRequest, opts ...grpc.CallOption) (*GetQueueCountsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetQueueCountsResponse)
@@ -296,6 +310,9 @@ type CareServiceServer interface {
 	CompleteTask(context.Context, *CompleteTaskRequest) (*CompleteTaskResponse, error)
 	// SkipTask closes a task without contact, with a reason.
 	SkipTask(context.Context, *SkipTaskRequest) (*SkipTaskResponse, error)
+	// SetManager records who an owner's manager is: escalated tasks go to
+	// them. An empty manager removes the record.
+	SetManager(context.Context, *SetManagerRequest) (*SetManagerResponse, error)
 	// GetQueueCounts returns, per owner, how many tasks are due today, overdue
 	// and upcoming — a manager's view of the team.
 	GetQueueCounts(context.Context, *GetQueueCountsRequest) (*GetQueueCountsResponse, error)
@@ -349,6 +366,9 @@ func (UnimplementedCareServiceServer) CompleteTask(context.Context, *CompleteTas
 }
 func (UnimplementedCareServiceServer) SkipTask(context.Context, *SkipTaskRequest) (*SkipTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SkipTask not implemented")
+}
+func (UnimplementedCareServiceServer) SetManager(context.Context, *SetManagerRequest) (*SetManagerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetManager not implemented")
 }
 func (UnimplementedCareServiceServer) GetQueueCounts(context.Context, *GetQueueCountsRequest) (*GetQueueCountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetQueueCounts not implemented")
@@ -551,6 +571,24 @@ func _CareService_SkipTask_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CareService_SetManager_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetManagerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CareServiceServer).SetManager(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CareService_SetManager_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CareServiceServer).SetManager(ctx, req.(*SetManagerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CareService_GetQueueCounts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetQueueCountsRequest)
 	if err := dec(in); err != nil {
@@ -694,6 +732,10 @@ var CareService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SkipTask",
 			Handler:    _CareService_SkipTask_Handler,
+		},
+		{
+			MethodName: "SetManager",
+			Handler:    _CareService_SetManager_Handler,
 		},
 		{
 			MethodName: "GetQueueCounts",
