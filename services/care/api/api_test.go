@@ -2,9 +2,12 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,13 +33,39 @@ var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 // start serves the care API as services/care/care.go builds it: the real
 // gRPC server with its interceptors over bufconn, on a temporary bbolt file.
-func start(tb testing.TB) carev1.CareServiceClient {
+func start(tb testing.TB) carev1.CareServiceClient { return startHarness(tb).client }
+
+// harness is the care API server and the parts behind it a test seeds
+// through: the store (its feed reactions and timers), the fake clock and
+// the webhook outbox, whose receiver answers every message 400.
+type harness struct {
+	conn   *grpc.ClientConn
+	client carev1.CareServiceClient
+	db     *boltdb.DB
+	st     *store.Store
+	clk    *clock.Fake
+	outbox *webhook.Outbox
+	// attempts receives each webhook attempt the outbox records.
+	attempts chan webhook.Attempt
+}
+
+// rejecting is a webhook receiver that refuses every message.
+type rejecting struct{}
+
+func (rejecting) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusBadRequest, Body: io.NopCloser(strings.NewReader("rejected")),
+		Header: http.Header{}, Request: r}, nil
+}
+
+func startHarness(tb testing.TB) *harness {
 	tb.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	db := boltdb.OpenTemp(tb, store.Options())
 	clk := clock.NewFake(t0)
 	feedLog := feed.NewLog(db, clk)
-	outbox := webhook.New(db, webhook.Options{Clock: clk, Logger: logger})
+	attempts := make(chan webhook.Attempt, 64)
+	outbox := webhook.New(db, webhook.Options{Clock: clk, Logger: logger, Client: &http.Client{Transport: rejecting{}},
+		Recorded: func(a webhook.Attempt) { attempts <- a }})
 	st := store.New(db, feedLog, clk, logger, store.Messages{Outbox: outbox, Secret: func(string) []byte { return []byte("s") }})
 	srv := grpcserver.New(grpcserver.Options{Logger: logger, CrossTenant: api.CrossTenantMethods})
 	carev1.RegisterCareServiceServer(srv, api.New(st, feedLog, outbox, logger))
@@ -56,7 +85,7 @@ func start(tb testing.TB) carev1.CareServiceClient {
 		}
 	})
 	tb.Cleanup(func() { conn.Close() })
-	return carev1.NewCareServiceClient(conn)
+	return &harness{conn: conn, client: carev1.NewCareServiceClient(conn), db: db, st: st, clk: clk, outbox: outbox, attempts: attempts}
 }
 
 var acme = tenancy.WithTenant(context.Background(), "acme")
