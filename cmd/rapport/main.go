@@ -27,6 +27,8 @@ usage:
   rapport load   [flags]   measure durable writes, batched ingest and gateway reads (BENCHMARKS.md)
   rapport bench segmentation [flags]
                            measure segmentation freshness and full re-evaluation (BENCHMARKS-SEGMENTATION.md)
+  rapport bench care [flags]
+                           measure the care scheduler over 1,000,000 pending timers (BENCHMARKS-CARE.md)
   rapport help COMMAND     show a command's flags
 `
 
