@@ -156,6 +156,8 @@ func TestBadInput(t *testing.T) {
 	c := start(t)
 	noTarget := revisitPlan("p", "FREQ=WEEKLY")
 	noTarget.Target = nil
+	badZone := revisitPlan("p", "FREQ=WEEKLY")
+	badZone.DefaultTimeZone = "Mars/Olympus_Mons"
 	for _, tc := range []struct {
 		name   string
 		call   func() error
@@ -165,6 +167,10 @@ func TestBadInput(t *testing.T) {
 			_, err := c.CreatePlan(acme, &carev1.CreatePlanRequest{Plan: revisitPlan("p", "FREQ=FORTNIGHTLY")})
 			return err
 		}, []string{"plan.revisit.by_tier[0].recurrence"}},
+		{"unknown time zone", func() error {
+			_, err := c.CreatePlan(acme, &carev1.CreatePlanRequest{Plan: badZone})
+			return err
+		}, []string{"plan.default_time_zone"}},
 		{"no target", func() error {
 			_, err := c.CreatePlan(acme, &carev1.CreatePlanRequest{Plan: noTarget})
 			return err

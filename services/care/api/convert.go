@@ -38,7 +38,7 @@ func planFromProto(in *carev1.Plan) *domain.Plan {
 	p := &domain.Plan{ID: in.GetPlanId(), DisplayName: in.GetDisplayName(), Enabled: in.GetEnabled(),
 		Target: domain.Target{Tiers: tg.GetTiers(), SegmentIDs: tg.GetSegmentIds(), LoyaltyTiers: tg.GetLoyaltyTiers(),
 			AllCustomers: tg.GetAllCustomers()},
-		At: clockOf(in.GetAt()), Etag: in.GetEtag()}
+		At: clockOf(in.GetAt()), Etag: in.GetEtag(), DefaultTimeZone: in.GetDefaultTimeZone()}
 	switch t := in.GetTrigger().(type) {
 	case *carev1.Plan_Revisit:
 		p.Revisit = &domain.Revisit{}
@@ -86,7 +86,8 @@ func planToProto(p *domain.Plan) *carev1.Plan {
 	out := &carev1.Plan{PlanId: p.ID, DisplayName: p.DisplayName, Enabled: p.Enabled,
 		Target: &carev1.Target{Tiers: p.Target.Tiers, SegmentIds: p.Target.SegmentIDs, LoyaltyTiers: p.Target.LoyaltyTiers,
 			AllCustomers: p.Target.AllCustomers},
-		At: localTime(p.At), Etag: p.Etag, CreateTime: ts(p.Created), UpdateTime: ts(p.Updated)}
+		At: localTime(p.At), Etag: p.Etag, CreateTime: ts(p.Created), UpdateTime: ts(p.Updated),
+		DefaultTimeZone: p.DefaultTimeZone}
 	switch {
 	case p.Revisit != nil:
 		r := &carev1.Revisit{}

@@ -39,6 +39,8 @@ type Plan struct {
 	At Clock `json:"at"`
 	// WorkingHours bound task due times; nil means 09:00-18:00 Monday to Friday.
 	WorkingHours *PlanHours `json:"working_hours,omitempty"`
+	// DefaultTimeZone is for customers whose profile has no zone; empty means UTC.
+	DefaultTimeZone string `json:"default_tz,omitempty"`
 
 	Etag    string    `json:"etag,omitempty"`
 	Created time.Time `json:"created,omitzero"`
@@ -252,6 +254,11 @@ func (p *Plan) RecurrenceFor(tier string) *Recurrence {
 func (p *Plan) Validate() error {
 	var v fault.Violations
 	ident.Check(&v, "plan.plan_id", p.ID, true)
+	if tz := p.DefaultTimeZone; tz != "" {
+		if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+			v.Add("plan.default_time_zone", "is not an IANA time zone: %q", tz)
+		}
+	}
 	t := p.Target
 	if !t.AllCustomers && len(t.Tiers) == 0 && len(t.SegmentIDs) == 0 && len(t.LoyaltyTiers) == 0 {
 		v.Add("plan.target", "must set tiers, segment_ids, loyalty_tiers or all_customers")

@@ -187,7 +187,7 @@ func (s *Store) Preview(ctx context.Context, tenant, planID, customerID string, 
 		if !found {
 			return fmt.Errorf("customer %q: %w", customerID, fault.ErrNotFound)
 		}
-		zone = s.location(c.TimeZone).String()
+		zone = s.zoneFor(p, c).String()
 		if !targets(p, c) {
 			return nil
 		}

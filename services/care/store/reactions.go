@@ -207,8 +207,8 @@ func (s *Store) planOccurrence(t tx, p *domain.Plan, c *customer, o occurrence, 
 }
 
 // daysLater is hour:minute local time, days after at's local day.
-func (s *Store) daysLater(c *customer, at time.Time, days int, clock domain.Clock) time.Time {
-	loc := s.location(c.TimeZone)
+func (s *Store) daysLater(p *domain.Plan, c *customer, at time.Time, days int, clock domain.Clock) time.Time {
+	loc := s.zoneFor(p, c)
 	l := at.In(loc)
 	return domain.LocalAt(domain.CivilDate{Year: l.Year(), Month: l.Month(), Day: l.Day() + days}, clock.Hour, clock.Minute, loc)
 }
@@ -239,7 +239,7 @@ func (s *Store) onPurchase(t tx, custID, key string, at time.Time, pu *profilev1
 	for _, p := range plans {
 		switch {
 		case p.Survey != nil:
-			when := s.daysLater(c, at, p.Survey.DaysAfterPurchase, p.At)
+			when := s.daysLater(p, c, at, p.Survey.DaysAfterPurchase, p.At)
 			if err := s.planOccurrence(t, p, c, occurrence{Key: key, Planned: when, At: when}, now, nil); err != nil {
 				return err
 			}
@@ -356,7 +356,7 @@ func (s *Store) ApplySegmentationEvent(ctx context.Context, btx *bolt.Tx, ev *fe
 			}
 			when := at
 			if d := p.WinBack.DaysAfterDormant; d > 0 {
-				when = s.daysLater(c, at, d, p.At)
+				when = s.daysLater(p, c, at, d, p.At)
 			}
 			if err := s.planOccurrence(t, p, c, occurrence{Key: key, Planned: when, At: when}, now, nil); err != nil {
 				return err

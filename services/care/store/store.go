@@ -106,6 +106,15 @@ func (s *Store) location(name string) *time.Location {
 	return loc
 }
 
+// zoneFor is the zone a plan plans in for c: the customer's, else the
+// plan's default, else UTC.
+func (s *Store) zoneFor(p *domain.Plan, c *customer) *time.Location {
+	if c.TimeZone == "" && p != nil {
+		return s.location(p.DefaultTimeZone)
+	}
+	return s.location(c.TimeZone)
+}
+
 // customer is what care knows of a customer.
 type customer struct {
 	ID       string           `json:"id"`
@@ -330,7 +339,7 @@ func targets(p *domain.Plan, c *customer) bool {
 // recurring plan for c, zero when there is none (no birthday known, a
 // series that ended, a tier without a rhythm).
 func (s *Store) nextRecurring(p *domain.Plan, c *customer, anchor, last, after time.Time) time.Time {
-	loc := s.location(c.TimeZone)
+	loc := s.zoneFor(p, c)
 	h, m := p.At.Hour, p.At.Minute
 	switch p.Trigger() {
 	case domain.TriggerRevisit:
@@ -586,7 +595,7 @@ func (s *Store) firePlan(ctx context.Context, btx *bolt.Tx, owner []byte, now ti
 // returns a later time when the occurrence must wait (the weekly cap,
 // quiet hours); zero when it is done with, made or dropped.
 func (s *Store) act(ctx context.Context, t tx, p *domain.Plan, c *customer, occ occurrence, now time.Time) (time.Time, error) {
-	loc := s.location(c.TimeZone)
+	loc := s.zoneFor(p, c)
 	cons := c.consent()
 	channel := ""
 	if p.Message != nil {
@@ -637,7 +646,7 @@ func (s *Store) makeTask(ctx context.Context, t tx, p *domain.Plan, c *customer,
 	if t.b(bucketTasks).Get(boltdb.Key(t.tenant, id)) != nil {
 		return nil // made before: an occurrence makes one task
 	}
-	loc := s.location(c.TimeZone)
+	loc := s.zoneFor(p, c)
 	task := &domain.Task{ID: id, PlanID: p.ID, CustomerID: c.ID, Owner: c.Owner,
 		Title: expand(p.Task.Title, c), Note: p.Task.Note, Trigger: p.Trigger(), Occurrence: occ.Key,
 		State: domain.TaskScheduled, Due: due, LocalDue: localDue(due, loc), SLA: occ.SLA, Created: now}

@@ -559,3 +559,20 @@ func TestQueueAndCounts(t *testing.T) {
 		t.Fatalf("counts: %+v, want %+v", counts, want)
 	}
 }
+
+// TestPlanDefaultZoneForCustomersWithoutOne: a customer whose profile has no
+// time zone is planned in the plan's default zone, not in UTC; one with a
+// zone keeps theirs.
+func TestPlanDefaultZoneForCustomersWithoutOne(t *testing.T) {
+	e := newEnv(t)
+	e.plan(domain.Plan{Target: allCustomers, Survey: &domain.Survey{DaysAfterPurchase: 2}, At: domain.Clock{Hour: 10},
+		DefaultTimeZone: "Asia/Shanghai"})
+	e.customer(&profilev1.Customer{CustomerId: "c1", Owner: "alice"})
+	e.purchase("c1", "p1", local(shanghai, 2026, 3, 2, 12, 0))
+	wed := local(shanghai, 2026, 3, 4, 10, 0) // 02:00 UTC; in UTC it would be 10:00 UTC
+	e.fire(wed)
+	tasks := e.tasks()
+	if len(tasks) != 1 || !tasks[0].Due.Equal(wed) || tasks[0].LocalDue != "2026-03-04 10:00 Asia/Shanghai" {
+		t.Fatalf("survey for a customer without a zone: %+v, want due %v in Shanghai", tasks, wed)
+	}
+}

@@ -1092,9 +1092,12 @@ type Plan struct {
 	// create_time is when it was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// update_time is when it was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// default_time_zone is the IANA zone the plan plans in for customers
+	// whose profile has none; empty means UTC.
+	DefaultTimeZone string `protobuf:"bytes,25,opt,name=default_time_zone,json=defaultTimeZone,proto3" json:"default_time_zone,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Plan) Reset() {
@@ -1292,6 +1295,13 @@ func (x *Plan) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Plan) GetDefaultTimeZone() string {
+	if x != nil {
+		return x.DefaultTimeZone
+	}
+	return ""
 }
 
 type isPlan_Trigger interface {
@@ -3510,7 +3520,7 @@ const file_rapport_care_v1_care_proto_rawDesc = "" +
 	"\fWorkingHours\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.rapport.care.v1.LocalTimeR\x05start\x12,\n" +
 	"\x03end\x18\x02 \x01(\v2\x1a.rapport.care.v1.LocalTimeR\x03end\x12\x1a\n" +
-	"\bweekdays\x18\x03 \x03(\x05R\bweekdays\"\x88\b\n" +
+	"\bweekdays\x18\x03 \x03(\x05R\bweekdays\"\xb4\b\n" +
 	"\x04Plan\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
@@ -3533,7 +3543,8 @@ const file_rapport_care_v1_care_proto_rawDesc = "" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTimeB\t\n" +
+	"updateTime\x12*\n" +
+	"\x11default_time_zone\x18\x19 \x01(\tR\x0fdefaultTimeZoneB\t\n" +
 	"\atriggerB\b\n" +
 	"\x06action\">\n" +
 	"\x11CreatePlanRequest\x12)\n" +
