@@ -720,17 +720,33 @@ func (s *Store) sendMessage(ctx context.Context, t tx, p *domain.Plan, c *custom
 
 // putTask stores a task and keeps its owner queue entry; old is the task
 // as stored before (nil when new or unchanged in owner and due).
+//
+// An escalated task is in its manager's queue too, so the manager sees
+// what was escalated to them.
 func (s *Store) putTask(t tx, old, task *domain.Task) error {
 	q := t.b(bucketQueue)
-	if old != nil && (old.Owner != task.Owner || !old.Due.Equal(task.Due)) {
-		if err := q.Delete(queueKey(t.tenant, old.Owner, old.Due, old.ID)); err != nil {
+	if old != nil {
+		for _, o := range queueOwners(old) {
+			if err := q.Delete(queueKey(t.tenant, o, old.Due, old.ID)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, o := range queueOwners(task) {
+		if err := q.Put(queueKey(t.tenant, o, task.Due, task.ID), nil); err != nil {
 			return err
 		}
 	}
-	if err := q.Put(queueKey(t.tenant, task.Owner, task.Due, task.ID), nil); err != nil {
-		return err
-	}
 	return boltdb.PutJSON(t.b(bucketTasks), boltdb.Key(t.tenant, task.ID), task)
+}
+
+// queueOwners are the queues a task is in: its owner's and, once
+// escalated, its manager's.
+func queueOwners(task *domain.Task) []string {
+	if task.EscalatedTo != "" && task.EscalatedTo != task.Owner {
+		return []string{task.Owner, task.EscalatedTo}
+	}
+	return []string{task.Owner}
 }
 
 func queueKey(tenant, owner string, due time.Time, id string) []byte {

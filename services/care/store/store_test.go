@@ -95,6 +95,13 @@ func TestComplaintEscalatesExactlyWhenSLAPasses(t *testing.T) {
 	if got.State != domain.TaskEscalated || got.EscalatedTo != "bob" {
 		t.Fatalf("at the SLA: %+v", got)
 	}
+	// The manager sees it in their queue; the listing of every queue has it once.
+	if bobs, _, err := e.st.Queue(ctx, tenant, store.QueueQuery{Owner: "bob"}); err != nil || len(bobs) != 1 || bobs[0].ID != got.ID {
+		t.Fatalf("bob's queue: %+v, %v", bobs, err)
+	}
+	if all, _, err := e.st.Queue(ctx, tenant, store.QueueQuery{}); err != nil || len(all) != 1 {
+		t.Fatalf("every queue: %+v, %v", all, err)
+	}
 	e.fire(sla.Add(time.Hour))
 	e.reopen()
 	e.fire(sla.Add(2 * time.Hour))

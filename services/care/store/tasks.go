@@ -207,6 +207,7 @@ func (s *Store) Queue(ctx context.Context, tenant string, q QueueQuery) ([]*doma
 		task *domain.Task
 	}
 	var found []entry
+	seen := map[string]bool{}
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
 		prefix := boltdb.Prefix(tenant)
@@ -231,6 +232,9 @@ func (s *Store) Queue(ctx context.Context, tenant string, q QueueQuery) ([]*doma
 				}
 				continue
 			}
+			if q.Owner == "" && seen[string(id)] {
+				continue // an escalated task is in its owner's and its manager's queues
+			}
 			task, err := t.task(string(id))
 			if err != nil {
 				return err
@@ -238,6 +242,7 @@ func (s *Store) Queue(ctx context.Context, tenant string, q QueueQuery) ([]*doma
 			if !slices.Contains(states, task.State) {
 				continue
 			}
+			seen[string(id)] = true
 			found = append(found, entry{pos, task})
 			if q.Owner != "" && len(found) > q.PageSize {
 				break
