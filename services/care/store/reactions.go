@@ -339,6 +339,10 @@ func (s *Store) ApplySegmentationEvent(ctx context.Context, btx *bolt.Tx, ev *fe
 		if err := t.putCustomer(c); err != nil {
 			return err
 		}
+		if after == "active" {
+			// Back before the win-back fired: nothing to win back.
+			return s.cancelWinBacks(t, c)
+		}
 		if !turnedDormant {
 			return nil
 		}
@@ -361,6 +365,31 @@ func (s *Store) ApplySegmentationEvent(ctx context.Context, btx *bolt.Tx, ev *fe
 			if err := s.planOccurrence(t, p, c, occurrence{Key: key, Planned: when, At: when}, now, nil); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// cancelWinBacks drops the pending win-back occurrences of customer c.
+func (s *Store) cancelWinBacks(t tx, c *customer) error {
+	plans, err := t.plans()
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if p.WinBack == nil {
+			continue
+		}
+		sc, err := t.schedule(p.ID, c.ID)
+		if err != nil {
+			return err
+		}
+		if sc == nil || len(sc.Pending) == 0 {
+			continue
+		}
+		sc.Pending = nil
+		if err := s.putSchedule(t, p.ID, c.ID, sc); err != nil {
+			return err
 		}
 	}
 	return nil
