@@ -122,7 +122,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	profiles := profilev1.NewProfileServiceClient(pc)
 	follow("profile", st.ApplyProfileEvent, func(ctx context.Context, after uint64) (feed.Stream, error) {
 		stream, err := profiles.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &profilev1.FollowChangesRequest{AfterSequence: after, Wait: true})
-		return recv(stream, func(m *profilev1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
+		return feed.StreamOf(stream), err
 	})
 	apiServer := api.New(st, feedLog, log)
 	if cfg.SegmentationTarget != "" {
@@ -134,34 +134,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		segments := segmentationv1.NewSegmentationServiceClient(sc)
 		follow("segmentation", st.ApplySegmentationEvent, func(ctx context.Context, after uint64) (feed.Stream, error) {
 			stream, err := segments.FollowChanges(tenancy.WithTenant(ctx, tenancy.All), &segmentationv1.FollowChangesRequest{AfterSequence: after, Wait: true})
-			return recv(stream, func(m *segmentationv1.FollowChangesResponse) *feedv1.Event { return m.Event }), err
+			return feed.StreamOf(stream), err
 		})
 		apiServer.SegmentMembers = api.SegmentMembersOf(segments)
 	}
 	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
 	loyaltyv1.RegisterLoyaltyServiceServer(s.server, apiServer)
 	return s, nil
-}
-
-// stream adapts a generated feed stream to feed.Stream.
-type stream[M any] struct {
-	recv  func() (M, error)
-	event func(M) *feedv1.Event
-}
-
-func (s stream[M]) Recv() (*feedv1.Event, error) {
-	m, err := s.recv()
-	if err != nil {
-		return nil, err
-	}
-	return s.event(m), nil
-}
-
-func recv[M any](c interface{ Recv() (M, error) }, event func(M) *feedv1.Event) feed.Stream {
-	if c == nil {
-		return nil
-	}
-	return stream[M]{recv: c.Recv, event: event}
 }
 
 // Server exposes the gRPC server, so the process can register extra services.

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/boltdb"
@@ -134,7 +133,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			if err != nil {
 				return nil, err
 			}
-			return profileStream{stream}, nil
+			return feed.StreamOf(stream), nil
 		},
 		Handle:         st.ApplyProfileEvent,
 		Applied:        applied.set,
@@ -216,19 +215,6 @@ func caughtUp(ctx context.Context, profiles profilev1.ProfileServiceClient, appl
 		return fmt.Errorf("segmentation has not caught up with the profile feed (sequence %d): %w: %w", head, err, fault.ErrUnavailable)
 	}
 	return nil
-}
-
-// profileStream adapts the profile feed stream to feed.Stream.
-type profileStream struct {
-	profilev1.ProfileService_FollowChangesClient
-}
-
-func (s profileStream) Recv() (*feedv1.Event, error) {
-	m, err := s.ProfileService_FollowChangesClient.Recv()
-	if err != nil {
-		return nil, err
-	}
-	return m.Event, nil
 }
 
 // Server exposes the gRPC server, so the process can register extra services.
