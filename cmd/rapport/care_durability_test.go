@@ -17,7 +17,6 @@ import (
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	testingv1 "rapport.dev/gen/go/rapport/testing/v1"
 	"rapport.dev/platform/grpcclient"
-	"rapport.dev/platform/tenancy"
 	"rapport.dev/platform/webhook"
 )
 
@@ -206,7 +205,7 @@ func TestCareDurabilitySIGKILL(t *testing.T) {
 		"--care-webhook-secret", secret, "--profile-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0",
 		"--segmentation-addr", "", "--loyalty-addr", ""}
 	p := start(t, args...)
-	ctx := tenancy.WithTenant(context.Background(), "acme")
+	ctx := p.ctx("acme")
 	care, _ := dialCare(t, p.grpcAddr("care"))
 	profiles := dial(t, p.grpcAddr("profile"))
 
@@ -230,7 +229,7 @@ func TestCareDurabilitySIGKILL(t *testing.T) {
 			t.Fatalf("create plan %s: %v", pl.PlanId, err)
 		}
 	}
-	feed := watchTasks(t, p.grpcAddr("care"), "acme")
+	feed := watchTasks(t, p.grpcAddr("care"), p.ctx("acme"))
 
 	// A few hundred customers, each with one purchase: at `due` every one
 	// has a message and a task due (two touches, within the weekly cap).
@@ -301,7 +300,7 @@ func TestCareDurabilitySIGKILL(t *testing.T) {
 	if madeBeforeKill == customers {
 		t.Logf("every timer had fired before SIGKILL: only deliveries were interrupted")
 	}
-	feed = watchTasks(t, p2.grpcAddr("care"), "acme")
+	feed = watchTasks(t, p2.grpcAddr("care"), p2.ctx("acme"))
 	// The same instant again, then a minute on for the retries of the 500s
 	// (the first backoff is under a second).
 	for _, at := range []time.Time{due, due.Add(time.Minute)} {

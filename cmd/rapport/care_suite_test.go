@@ -7,18 +7,17 @@ import (
 
 	carev1 "rapport.dev/gen/go/rapport/care/v1"
 	"rapport.dev/platform/grpcclient"
-	"rapport.dev/platform/tenancy"
 )
 
 // watchTasks follows tenant's care feed and passes on the tasks of its
 // task events, with the event type.
-func watchTasks(t *testing.T, addr, tenant string) <-chan taskEvent {
+func watchTasks(t *testing.T, addr string, ctx context.Context) <-chan taskEvent {
 	t.Helper()
 	cc, err := grpcclient.Dial(addr, grpcclient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(tenancy.WithTenant(context.Background(), tenant))
+	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(func() { cancel(); cc.Close() })
 	stream, err := carev1.NewCareServiceClient(cc).FollowChanges(ctx, &carev1.FollowChangesRequest{Wait: true})
 	if err != nil {
@@ -76,8 +75,8 @@ func TestSuiteCare(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC) // a Monday; 18:00 in Shanghai
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", t0.Format(time.RFC3339),
 		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	api := rest{t: t, base: p.urls["gateway"], tenant: "acme"}
-	tasks := watchTasks(t, p.grpcAddr("care"), "acme")
+	api := p.rest("acme")
+	tasks := watchTasks(t, p.grpcAddr("care"), p.ctx("acme"))
 
 	api.must("POST", "/v1/care/plans", map[string]any{"planId": "survey", "displayName": "回访满意度", "enabled": true,
 		"target": map[string]any{"allCustomers": true}, "survey": map[string]any{"daysAfterPurchase": 3},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
-	"rapport.dev/platform/tenancy"
 )
 
 // TestDurabilitySIGKILL kills the profile process with SIGKILL in the middle
@@ -22,7 +20,7 @@ func TestDurabilitySIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, "--target=profile", "--data-dir", dir, "--profile-addr", "127.0.0.1:0")
 	client := dial(t, p.grpcAddr("profile"))
-	ctx := tenancy.WithTenant(context.Background(), "acme")
+	ctx := p.ctx("acme")
 
 	const customers = 20
 	var cs []*profilev1.Customer

@@ -35,13 +35,14 @@ func fitCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("fit", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), fitUsage); fs.PrintDefaults() }
 	var (
-		addr, tenant, id, asOf, holdout, unit string
-		use                                   bool
-		timeout                               time.Duration
+		addr, tenant, apiKey, id, asOf, holdout, unit string
+		use                                           bool
+		timeout                                       time.Duration
 	)
 	b := config.New(fs, "RAPPORT_")
 	b.String(&addr, "segmentation-addr", "127.0.0.1:7102", "gRPC address of the segmentation service")
-	b.String(&tenant, "tenant", "", "tenant to fit (required)")
+	b.String(&tenant, "tenant", "", "tenant to fit (default: the API key's)")
+	b.String(&apiKey, "api-key", "", "API key (Authorization: Bearer); its tenant is the one fitted")
 	fs.StringVar(&id, "id", "", "fit id, so that a retry does not fit twice (default: chosen by the service)")
 	fs.StringVar(&asOf, "as-of", "", "use the history up to this instant (default: now)")
 	fs.StringVar(&holdout, "holdout-end", "", "compare the forecast with what happened up to this instant")
@@ -54,7 +55,7 @@ func fitCmd(ctx context.Context, args []string) error {
 	if err := b.Err(); err != nil {
 		return err
 	}
-	if err := tenancy.Validate(tenant); err != nil {
+	if err := tenancy.Validate(tenant); err != nil && (apiKey == "" || tenant != "") {
 		return fmt.Errorf("fit: --tenant: %w", err)
 	}
 	req := &segmentationv1.FitValueModelRequest{FitId: id, Wait: true}
@@ -76,12 +77,12 @@ func fitCmd(ctx context.Context, args []string) error {
 	if use {
 		req.UseForScores = &use
 	}
-	cc, err := grpcclient.Dial(addr, grpcclient.Options{})
+	cc, err := grpcclient.Dial(addr, grpcclient.Options{Credentials: keyCredentials(apiKey)})
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
-	ctx, cancel := context.WithTimeout(tenancy.WithTenant(ctx, tenant), timeout)
+	ctx, cancel := context.WithTimeout(withTenant(ctx, tenant), timeout)
 	defer cancel()
 	resp, err := segmentationv1.NewSegmentationServiceClient(cc).FitValueModel(ctx, req)
 	if err != nil {

@@ -37,13 +37,14 @@ func importCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), importUsage); fs.PrintDefaults() }
 	var (
-		addr, tenant, format, mapping, prefix, source string
-		batch, concurrency                            int
-		timeout                                       time.Duration
+		addr, tenant, apiKey, format, mapping, prefix, source string
+		batch, concurrency                                    int
+		timeout                                               time.Duration
 	)
 	b := config.New(fs, "RAPPORT_")
 	b.String(&addr, "profile-addr", "127.0.0.1:7101", "gRPC address of the profile service")
-	b.String(&tenant, "tenant", "", "tenant to import into (required)")
+	b.String(&tenant, "tenant", "", "tenant to import into (default: the API key's)")
+	b.String(&apiKey, "api-key", "", "API key (Authorization: Bearer); its tenant is the one imported into")
 	fs.StringVar(&format, "format", "", "cdnow-master, cdnow-sample or csv (default: from the file name, else csv)")
 	fs.StringVar(&mapping, "map", "", "column mapping for --format=csv")
 	fs.StringVar(&prefix, "customer-prefix", "", "prefix added to every customer id")
@@ -61,7 +62,7 @@ func importCmd(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errors.New("import: exactly one FILE is required")
 	}
-	if err := tenancy.Validate(tenant); err != nil {
+	if err := tenancy.Validate(tenant); err != nil && (apiKey == "" || tenant != "") {
 		return fmt.Errorf("import: --tenant: %w", err)
 	}
 	path := fs.Arg(0)
@@ -90,12 +91,12 @@ func importCmd(ctx context.Context, args []string) error {
 		return fmt.Errorf("import: %w", err)
 	}
 	defer f.Close()
-	cc, err := grpcclient.Dial(addr, grpcclient.Options{Extra: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64 << 20))}})
+	cc, err := grpcclient.Dial(addr, grpcclient.Options{Credentials: keyCredentials(apiKey), Extra: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64 << 20))}})
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
-	ctx, cancel := context.WithTimeout(tenancy.WithTenant(ctx, tenant), timeout)
+	ctx, cancel := context.WithTimeout(withTenant(ctx, tenant), timeout)
 	defer cancel()
 	sum, err := importer.Run(ctx, profilev1.NewProfileServiceClient(cc), f, opts)
 	if sum != nil {

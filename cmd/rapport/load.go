@@ -28,6 +28,7 @@ import (
 	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	typev1 "rapport.dev/gen/go/rapport/type/v1"
+	"rapport.dev/platform/auth"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/telemetry"
@@ -243,7 +244,11 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 		},
 	}
 
+	// API keys need the access service.
 	targets := cfg.Targets
+	if targets != targetAll && !slices.Contains(strings.Split(targets, ","), targetAccess) {
+		targets = targetAccess + "," + targets
+	}
 	if cfg.runs(loadPhaseEarn) && !slices.Contains(strings.Split(targets, ","), targetLoyalty) && targets != targetAll {
 		targets += "," + targetLoyalty
 	}
@@ -260,7 +265,11 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 	}
 	defer cc.Close()
 	client := profilev1.NewProfileServiceClient(cc)
-	tctx := tenancy.WithTenant(ctx, loadTenant)
+	key, err := tenantAdminKey(ctx, s.grpcAddr(targetAccess), dir, loadTenant, 1e6)
+	if err != nil {
+		return rep, err
+	}
+	tctx := auth.WithKey(tenancy.WithTenant(ctx, loadTenant), key)
 	ids, err := seedLoadCustomers(tctx, client, cfg.Customers)
 	if err != nil {
 		return rep, err
@@ -271,6 +280,7 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 		dir:       dir,
 		client:    client,
 		customers: ids,
+		key:       key,
 		base:      time.Now().UTC().Truncate(time.Second),
 	}
 	for _, p := range []struct {
@@ -331,6 +341,7 @@ func startLoadSuite(ctx context.Context, targets, dir string, log *slog.Logger) 
 		SegmentAddr: "127.0.0.1:0",
 		LoyaltyAddr: "127.0.0.1:0",
 		CareAddr:    "127.0.0.1:0",
+		AccessAddr:  "127.0.0.1:0",
 		HTTPAddr:    "127.0.0.1:0",
 		LogFormat:   "text",
 		LogLevel:    "warn",
@@ -453,6 +464,8 @@ type loadWorkload struct {
 	dir       string
 	client    profilev1.ProfileServiceClient
 	customers []string
+	// key is the tenant's API key.
+	key string
 	// base is the latest occur time of the events; they go back 90 days.
 	base time.Time
 }
@@ -622,7 +635,7 @@ func (w *loadWorkload) get(ctx context.Context, baseURL string) (loadtest.Phase,
 			if err != nil {
 				return err
 			}
-			req.Header.Set(tenancy.HeaderName, loadTenant)
+			req.Header.Set("Authorization", "Bearer "+w.key)
 			resp, err := hc.Do(req)
 			if err != nil {
 				return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 
 	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
 	"rapport.dev/platform/grpcclient"
-	"rapport.dev/platform/tenancy"
 )
 
 func dialLoyalty(t *testing.T, addr string) loyaltyv1.LoyaltyServiceClient {
@@ -37,7 +35,7 @@ func TestLoyaltyDurabilitySIGKILL(t *testing.T) {
 		"--segmentation-addr", ""}
 	p := start(t, args...)
 	client := dialLoyalty(t, p.grpcAddr("loyalty"))
-	ctx := tenancy.WithTenant(context.Background(), "acme")
+	ctx := p.ctx("acme")
 	if _, err := client.CreateProgram(ctx, &loyaltyv1.CreateProgramRequest{Program: &loyaltyv1.Program{
 		ProgramId: "club", DisplayName: "Club", Currency: "CNY", PointsPerUnit: 1,
 		Enrollment: loyaltyv1.Enrollment_ENROLLMENT_EXPLICIT, Expiry: loyaltyv1.ExpiryPolicy_EXPIRY_POLICY_AFTER_MONTHS, ExpiryMonths: 12,

@@ -9,14 +9,13 @@ import (
 	"time"
 
 	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
-	"rapport.dev/platform/tenancy"
 )
 
 // watchPoints follows tenant's loyalty feed and passes on its ledger entries.
-func watchPoints(t *testing.T, addr, tenant string) <-chan *loyaltyv1.Entry {
+func watchPoints(t *testing.T, addr string, ctx context.Context) <-chan *loyaltyv1.Entry {
 	t.Helper()
 	client := dialLoyalty(t, addr)
-	ctx, cancel := context.WithCancel(tenancy.WithTenant(context.Background(), tenant))
+	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	stream, err := client.FollowChanges(ctx, &loyaltyv1.FollowChangesRequest{Wait: true})
 	if err != nil {
@@ -63,8 +62,8 @@ func TestSuiteLoyalty(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", t0.Format(time.RFC3339),
 		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	api := rest{t: t, base: p.urls["gateway"], tenant: "acme"}
-	points := watchPoints(t, p.grpcAddr("loyalty"), "acme")
+	api := p.rest("acme")
+	points := watchPoints(t, p.grpcAddr("loyalty"), p.ctx("acme"))
 
 	api.must("POST", "/v1/loyalty/programs", map[string]any{"programId": "club", "displayName": "Tea Club", "pointsName": "积分",
 		"currency": "CNY", "pointsPerUnit": 1, "firstPurchaseBonus": 50, "returnWindowDays": 7,

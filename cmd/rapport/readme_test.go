@@ -34,6 +34,8 @@ func TestREADMEExamples(t *testing.T) {
 		"127.0.0.1:7102", p.grpcAddr("segmentation"),
 		"127.0.0.1:7103", p.grpcAddr("loyalty"),
 		"127.0.0.1:7104", p.grpcAddr("care"),
+		"127.0.0.1:7105", p.grpcAddr("access"),
+		"./data/", p.dataDir+"/",
 		"./cmd/rapport/rapport", binary,
 	)
 	fieldInComment := regexp.MustCompile(`(?m)^# .*"field":"([^"]+)"`)
@@ -55,6 +57,8 @@ func TestREADMEExamples(t *testing.T) {
 		}
 		cmd := exec.Command("bash", "-euo", "pipefail", "-c", replacer.Replace(script))
 		cmd.Dir = root
+		// The commands' own defaults (rapport keys) point at this suite.
+		cmd.Env = append(os.Environ(), "RAPPORT_ACCESS_ADDR="+p.grpcAddr("access"), "RAPPORT_DATA_DIR="+p.dataDir)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("example %d failed: %v\n--- script\n%s\n--- output\n%s", i+1, err, script, out)

@@ -19,7 +19,6 @@ import (
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	typev1 "rapport.dev/gen/go/rapport/type/v1"
 	"rapport.dev/platform/grpcclient"
-	"rapport.dev/platform/tenancy"
 )
 
 func dialSegmentation(t *testing.T, addr string) segmentationv1.SegmentationServiceClient {
@@ -92,9 +91,9 @@ func newRestartWorkload(customers, events int, base time.Time) *restartWorkload 
 
 // startSegmentation runs `rapport serve --target=segmentation` on dir against
 // the profile service, on the same fake time as every other process.
-func startSegmentation(t *testing.T, profileAddr, dir, fakeClock string) (*proc, segmentationv1.SegmentationServiceClient) {
+func startSegmentation(t *testing.T, prof *proc, dir, fakeClock string) (*proc, segmentationv1.SegmentationServiceClient) {
 	t.Helper()
-	p := start(t, "--target=segmentation", "--profile-addr", profileAddr, "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0",
+	p := start(t, "--target=segmentation", "--profile-addr", prof.grpcAddr("profile"), "--access-addr", prof.grpcAddr("access"), "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0",
 		"--data-dir", dir, "--fake-clock", fakeClock)
 	return p, dialSegmentation(t, p.grpcAddr("segmentation"))
 }
@@ -197,10 +196,10 @@ func TestSegmentationRestartSafety(t *testing.T) {
 	prof := start(t, "--target=profile", "--data-dir", t.TempDir(), "--profile-addr", "127.0.0.1:0", "--fake-clock", fakeClock)
 	profileAddr := prof.grpcAddr("profile")
 	profiles := dial(t, profileAddr)
-	ctx := tenancy.WithTenant(context.Background(), "acme")
+	ctx := prof.ctx("acme")
 
 	d1 := t.TempDir()
-	seg1, seg := startSegmentation(t, profileAddr, d1, fakeClock)
+	seg1, seg := startSegmentation(t, prof, d1, fakeClock)
 	createRestartSegments(t, ctx, seg)
 
 	const customers, events = 100, 2000
@@ -259,7 +258,7 @@ func TestSegmentationRestartSafety(t *testing.T) {
 	t.Logf("segmentation killed after %d of %d events were written", progress.Load(), events)
 	release()
 
-	_, seg = startSegmentation(t, profileAddr, d1, fakeClock)
+	_, seg = startSegmentation(t, prof, d1, fakeClock)
 	if err := <-written; err != nil {
 		t.Fatalf("writing the workload: %v", err)
 	}
@@ -271,7 +270,7 @@ func TestSegmentationRestartSafety(t *testing.T) {
 
 	// A second process on a fresh data dir recomputes everything from the
 	// profile feed.
-	_, fresh := startSegmentation(t, profileAddr, t.TempDir(), fakeClock)
+	_, fresh := startSegmentation(t, prof, t.TempDir(), fakeClock)
 	createRestartSegments(t, ctx, fresh)
 	waitForSentinel(t, ctx, fresh)
 

@@ -11,7 +11,6 @@ import (
 
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/grpcclient"
-	"rapport.dev/platform/tenancy"
 )
 
 // watchFeed follows tenant's segmentation change feed over gRPC and passes
@@ -20,13 +19,13 @@ import (
 func watchFeed[T any, PT interface {
 	*T
 	proto.Message
-}](t *testing.T, addr, tenant string) <-chan PT {
+}](t *testing.T, addr string, ctx context.Context) <-chan PT {
 	t.Helper()
 	cc, err := grpcclient.Dial(addr, grpcclient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(tenancy.WithTenant(context.Background(), tenant))
+	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(func() { cancel(); cc.Close() })
 	stream, err := segmentationv1.NewSegmentationServiceClient(cc).FollowChanges(ctx, &segmentationv1.FollowChangesRequest{Wait: true})
 	if err != nil {
@@ -50,8 +49,8 @@ func watchFeed[T any, PT interface {
 }
 
 // watchSegments follows tenant acme's membership changes.
-func watchSegments(t *testing.T, addr string) <-chan *segmentationv1.MembershipChange {
-	return watchFeed[segmentationv1.MembershipChange](t, addr, "acme")
+func watchSegments(t *testing.T, p *proc) <-chan *segmentationv1.MembershipChange {
+	return watchFeed[segmentationv1.MembershipChange](t, p.grpcAddr("segmentation"), p.ctx("acme"))
 }
 
 func expectChange(t *testing.T, ch <-chan *segmentationv1.MembershipChange, segment, customer string, entered bool) *segmentationv1.MembershipChange {
@@ -94,8 +93,8 @@ func TestSuiteSegmentation(t *testing.T) {
 	start0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", start0.Format(time.RFC3339),
 		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	api := rest{t: t, base: p.urls["gateway"], tenant: "acme"}
-	changes := watchSegments(t, p.grpcAddr("segmentation"))
+	api := p.rest("acme")
+	changes := watchSegments(t, p)
 
 	api.must("POST", "/v1/segments", map[string]any{"segmentId": "zj-big", "displayName": "Big spenders in Zhejiang",
 		"kind": "SEGMENT_KIND_DYNAMIC", "rule": `customer.region.province == "浙江" && features.monetary_365d > 500000`}, 200)

@@ -9,18 +9,25 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	accessv1 "rapport.dev/gen/go/rapport/access/v1"
 	testingv1 "rapport.dev/gen/go/rapport/testing/v1"
+	"rapport.dev/platform/auth"
 	"rapport.dev/platform/clock"
 	"rapport.dev/platform/config"
+	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/shutdown"
 	"rapport.dev/platform/telemetry"
 	"rapport.dev/platform/testclock"
+	"rapport.dev/services/access"
 	"rapport.dev/services/care"
 	"rapport.dev/services/gateway"
 	"rapport.dev/services/loyalty"
@@ -31,6 +38,7 @@ import (
 // Components, in start order; the gateway comes last and stops first.
 const (
 	targetAll          = "all"
+	targetAccess       = access.Name
 	targetProfile      = profile.Name
 	targetSegmentation = segmentation.Name
 	targetLoyalty      = loyalty.Name
@@ -38,7 +46,7 @@ const (
 	targetGateway      = "gateway"
 )
 
-var components = []string{targetProfile, targetSegmentation, targetLoyalty, targetCare, targetGateway}
+var components = []string{targetAccess, targetProfile, targetSegmentation, targetLoyalty, targetCare, targetGateway}
 
 // serveConfig is the configuration of `rapport serve`.
 type serveConfig struct {
@@ -48,7 +56,10 @@ type serveConfig struct {
 	SegmentAddr string
 	LoyaltyAddr string
 	CareAddr    string
-	HTTPAddr    string
+	AccessAddr  string
+	// ServiceSecretFile holds the secret signing service-to-service tokens.
+	ServiceSecretFile string
+	HTTPAddr          string
 	// CareWebhookSecret signs care's automatic messages.
 	CareWebhookSecret string
 	FakeClock         string
@@ -107,6 +118,8 @@ func serve(ctx context.Context, args []string) error {
 	b.String(&cfg.SegmentAddr, "segmentation-addr", "127.0.0.1:7102", "gRPC address of the segmentation service (listen, or dial from the gateway)")
 	b.String(&cfg.LoyaltyAddr, "loyalty-addr", "127.0.0.1:7103", "gRPC address of the loyalty service (listen, or dial from the gateway)")
 	b.String(&cfg.CareAddr, "care-addr", "127.0.0.1:7104", "gRPC address of the care service (listen, or dial from the gateway)")
+	b.String(&cfg.AccessAddr, "access-addr", "127.0.0.1:7105", "gRPC address of the access service: API keys (listen, or dial from every other component)")
+	b.String(&cfg.ServiceSecretFile, "service-secret-file", "", "file holding the secret that signs calls between the suite's services; every process of a suite needs the same. Default: <data-dir>/service.secret, created when missing")
 	b.String(&cfg.CareWebhookSecret, "care-webhook-secret", "", "secret signing care's automatic messages (X-Rapport-Signature); empty: message plans' messages are dropped with a warning")
 	b.String(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address of the REST gateway")
 	b.String(&cfg.FakeClock, "fake-clock", "", "for tests: start every component on a fake clock at this RFC 3339 time, moved through /v1/testing/clock")
@@ -151,6 +164,11 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		tele[name] = t
 		undo = append(undo, func() { t.Shutdown(context.Background()) })
 	}
+	sec, err := newSecurity(cfg)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, sec.close)
 	var runners []runner
 	// register adds the test clock to a service's server when it is fake.
 	register := func(srv *grpcserver.Server) {
@@ -160,10 +178,32 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	}
 	// The servers of the services in this process, which the gateway calls
 	// in-process.
-	var profileSrv, segmentSrv, loyaltySrv, careSrv *grpcserver.Server
+	var accessSrv, profileSrv, segmentSrv, loyaltySrv, careSrv *grpcserver.Server
+	if cfg.runs(targetAccess) {
+		// Keys are about real time (creation, rate limits), not the
+		// business clock a test moves.
+		svc, err := access.New(access.Config{DataDir: cfg.DataDir, ShutdownGrace: cfg.Grace},
+			access.Deps{Logger: log, TracerProvider: tele[targetAccess].TracerProvider, Clock: clock.Real{}, Auth: sec.verifier(nil)})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { svc.Close() })
+		sec.keys = svc.Keys()
+		accessSrv = svc.Server()
+		lis, err := net.Listen("tcp", cfg.AccessAddr)
+		if err != nil {
+			return fmt.Errorf("access: listen: %w", err)
+		}
+		cfg.AccessAddr = lis.Addr().String()
+		runners = append(runners, runner{name: targetAccess, url: "grpc://" + cfg.AccessAddr,
+			run: func(ctx context.Context) error { return svc.Serve(ctx, lis) }})
+	} else if err := sec.dialAccess(cfg.AccessAddr, tele); err != nil {
+		return err
+	}
 	if cfg.runs(targetProfile) {
 		svc, err := profile.New(profile.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
-			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, Clock: cfg.clock})
+			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, Clock: cfg.clock,
+				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetProfile)})
 		if err != nil {
 			return err
 		}
@@ -181,7 +221,8 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	if cfg.runs(targetSegmentation) {
 		svc, err := segmentation.New(segmentation.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.SegmentAddr,
 			ProfileTarget: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
-			segmentation.Deps{Logger: log, TracerProvider: tele[targetSegmentation].TracerProvider, Clock: cfg.clock})
+			segmentation.Deps{Logger: log, TracerProvider: tele[targetSegmentation].TracerProvider, Clock: cfg.clock,
+				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetSegmentation)})
 		if err != nil {
 			return err
 		}
@@ -205,7 +246,8 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		}
 		svc, err := loyalty.New(loyalty.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.LoyaltyAddr,
 			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: segTarget, ShutdownGrace: cfg.Grace},
-			loyalty.Deps{Logger: log, TracerProvider: tele[targetLoyalty].TracerProvider, Clock: cfg.clock})
+			loyalty.Deps{Logger: log, TracerProvider: tele[targetLoyalty].TracerProvider, Clock: cfg.clock,
+				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetLoyalty)})
 		if err != nil {
 			return err
 		}
@@ -232,7 +274,8 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		svc, err := care.New(care.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.CareAddr, ProfileTarget: cfg.ProfileAddr,
 			SegmentationTarget: optional(cfg.SegmentAddr), LoyaltyTarget: optional(cfg.LoyaltyAddr),
 			WebhookSecret: cfg.CareWebhookSecret, ShutdownGrace: cfg.Grace},
-			care.Deps{Logger: log, TracerProvider: tele[targetCare].TracerProvider, Clock: cfg.clock})
+			care.Deps{Logger: log, TracerProvider: tele[targetCare].TracerProvider, Clock: cfg.clock,
+				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetCare)})
 		if err != nil {
 			return err
 		}
@@ -250,6 +293,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	if cfg.runs(targetGateway) {
 		gw, err := gateway.New(ctx, gateway.Options{
 			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, LoyaltyTarget: cfg.LoyaltyAddr, CareTarget: cfg.CareAddr,
+			AccessTarget: cfg.AccessAddr, AccessInProcess: accessSrv, RequireKeys: true,
 			TestClock:        cfg.FakeClock != "",
 			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv, LoyaltyInProcess: loyaltySrv, CareInProcess: careSrv,
 			Logger: log, TracerProvider: tele[targetGateway].TracerProvider,
@@ -328,4 +372,58 @@ func printURLs(out io.Writer, cfg serveConfig, runners []runner) {
 		}
 	}
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+}
+
+// security is what a process needs to authenticate calls and to make them:
+// the suite's service secret and the API keys' authenticator (the access
+// service's key store when it runs here, a client of it otherwise).
+type security struct {
+	secret []byte
+	keys   auth.KeyAuthenticator
+	conn   interface{ Close() error }
+}
+
+func newSecurity(cfg serveConfig) (*security, error) {
+	path, create := cfg.ServiceSecretFile, false
+	if path == "" {
+		path, create = filepath.Join(cfg.DataDir, "service.secret"), true
+	}
+	secret, err := auth.LoadSecret(path, create)
+	if err != nil {
+		return nil, err
+	}
+	return &security{secret: secret}, nil
+}
+
+// dialAccess makes the key authenticator a client of the access service.
+func (s *security) dialAccess(addr string, tele map[string]*telemetry.Telemetry) error {
+	var tp trace.TracerProvider
+	for _, t := range tele {
+		tp = t.TracerProvider
+	}
+	cc, err := grpcclient.Dial(addr, grpcclient.Options{TracerProvider: tp, Credentials: s.credentials("suite")})
+	if err != nil {
+		return err
+	}
+	s.conn = cc
+	s.keys = access.Remote{Client: accessv1.NewAccessServiceClient(cc)}
+	return nil
+}
+
+// verifier authenticates the calls to a component's server. Service tokens
+// are checked against real time: they are about security, not about the
+// business clock a test moves.
+func (s *security) verifier(keys auth.KeyAuthenticator) *auth.Verifier {
+	return &auth.Verifier{Keys: keys, Secret: s.secret, Clock: clock.Real{}}
+}
+
+// credentials sign a component's calls to the other services.
+func (s *security) credentials(component string) *auth.ServiceCredentials {
+	return &auth.ServiceCredentials{Secret: s.secret, Service: component, Clock: clock.Real{}}
+}
+
+func (s *security) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
 }

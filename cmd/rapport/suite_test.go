@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,12 +22,16 @@ import (
 
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	typev1 "rapport.dev/gen/go/rapport/type/v1"
+	"rapport.dev/platform/auth"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/tenancy"
 )
 
 // binary is the real rapport binary, built once by TestMain.
 var binary string
+
+// secretFile is the service secret of every process the tests start.
+var secretFile string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rapport-suite")
@@ -35,6 +40,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "rapport")
+	// Every process a test starts shares one service secret, as the
+	// processes of one deployment do.
+	secretFile = filepath.Join(dir, "service.secret")
+	if _, err := auth.LoadSecret(secretFile, true); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
@@ -53,6 +65,9 @@ type proc struct {
 	urls map[string]string // component → URL as printed
 	logs *bytes.Buffer
 	done chan struct{}
+	// dataDir is the process's --data-dir; keys caches its API keys by tenant.
+	dataDir string
+	keys    map[string]string
 }
 
 var urlLine = regexp.MustCompile(`^\s+(\w+)\s+(\w+://\S+)`)
@@ -60,6 +75,7 @@ var urlLine = regexp.MustCompile(`^\s+(\w+)\s+(\w+://\S+)`)
 // start runs `rapport serve` with args and waits until it prints its URLs.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	args, dataDir := suiteArgs(args)
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	logs := &bytes.Buffer{}
 	cmd.Stderr = logs
@@ -70,7 +86,7 @@ func start(t *testing.T, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, urls: map[string]string{}, logs: logs, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, urls: map[string]string{}, logs: logs, done: make(chan struct{}), dataDir: dataDir, keys: map[string]string{}}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -97,6 +113,76 @@ func start(t *testing.T, args ...string) *proc {
 	}
 	t.Cleanup(func() { p.stop() })
 	return p
+}
+
+// suiteArgs completes the arguments of a test's process as a deployment
+// would: the shared service secret, and the access service beside every
+// service the process runs (on a free port), so its API keys can be checked.
+// It returns the arguments and the data folder.
+func suiteArgs(args []string) ([]string, string) {
+	args = slices.Clone(args)
+	has := func(flag string) int {
+		for i, a := range args {
+			if a == flag || strings.HasPrefix(a, flag+"=") {
+				return i
+			}
+		}
+		return -1
+	}
+	if has("--service-secret-file") < 0 {
+		args = append(args, "--service-secret-file", secretFile)
+	}
+	// A process told where the access service is uses that one.
+	if has("--access-addr") >= 0 {
+		return args, dataDirOf(args, has)
+	}
+	args = append(args, "--access-addr", "127.0.0.1:0")
+	if i := has("--target"); i >= 0 {
+		target, ok := strings.CutPrefix(args[i], "--target=")
+		if !ok {
+			target, i = args[i+1], i+1
+		}
+		if t := strings.Split(target, ","); target != "all" && target != "gateway" && !slices.Contains(t, "access") {
+			args[i] = strings.TrimSuffix(args[i], target) + "access," + target
+		}
+	}
+	return args, dataDirOf(args, has)
+}
+
+func dataDirOf(args []string, has func(string) int) string {
+	i := has("--data-dir")
+	if i < 0 {
+		return "./data"
+	}
+	if d, ok := strings.CutPrefix(args[i], "--data-dir="); ok {
+		return d
+	}
+	return args[i+1]
+}
+
+// key returns an admin API key of tenant on p, created with the operator key
+// the first time.
+func (p *proc) key(tenant string) string {
+	p.t.Helper()
+	if k, ok := p.keys[tenant]; ok {
+		return k
+	}
+	k, err := tenantAdminKey(context.Background(), p.grpcAddr("access"), p.dataDir, tenant, 1e6)
+	if err != nil {
+		p.t.Fatalf("API key of tenant %s: %v", tenant, err)
+	}
+	p.keys[tenant] = k
+	return k
+}
+
+// ctx is a context whose gRPC calls act for tenant with its admin key.
+func (p *proc) ctx(tenant string) context.Context {
+	return auth.WithKey(tenancy.WithTenant(context.Background(), tenant), p.key(tenant))
+}
+
+// rest is a REST client of p's gateway acting for tenant with its admin key.
+func (p *proc) rest(tenant string) rest {
+	return rest{t: p.t, base: p.urls["gateway"], tenant: tenant, key: p.key(tenant)}
 }
 
 // stop sends SIGTERM and waits for a graceful exit.
@@ -131,6 +217,7 @@ type rest struct {
 	t      *testing.T
 	base   string
 	tenant string
+	key    string
 }
 
 func (r rest) do(method, path string, body any) (int, map[string]any) {
@@ -149,6 +236,9 @@ func (r rest) do(method, path string, body any) (int, map[string]any) {
 	}
 	if r.tenant != "" {
 		req.Header.Set(tenancy.HeaderName, r.tenant)
+	}
+	if r.key != "" {
+		req.Header.Set("Authorization", "Bearer "+r.key)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -198,7 +288,7 @@ func purchase(id, customer, order string, minor int64, at time.Time) *profilev1.
 // it through REST and gRPC.
 func TestSuiteAll(t *testing.T) {
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	api := rest{t: t, base: p.urls["gateway"], tenant: "acme"}
+	api := p.rest("acme")
 
 	// Readiness reflects the profile backend.
 	if code, body := (rest{t: t, base: api.base}).do("GET", "/readyz", nil); code != 200 {
@@ -238,7 +328,7 @@ func TestSuiteAll(t *testing.T) {
 		t.Fatalf("timeline has %d events, want 3: %v", len(evs), tl)
 	}
 	client := dial(t, p.grpcAddr("profile"))
-	ctx := tenancy.WithTenant(context.Background(), "acme")
+	ctx := p.ctx("acme")
 	ev, err := client.RecordEvent(ctx, &profilev1.RecordEventRequest{Event: purchase("e-5", "c-1", "o-5", 800, time.Date(2026, 10, 7, 0, 0, 0, 0, time.UTC))})
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +386,7 @@ func TestSuiteAll(t *testing.T) {
 		t.Fatalf("REST feed has %d events, want 6:\n%v", n, raw)
 	}
 	// Another tenant sees nothing of acme's.
-	other := rest{t: t, base: api.base, tenant: "globex"}
+	other := p.rest("globex")
 	other.must("GET", "/v1/customers/c-1", nil, 404)
 	if raw := other.must("GET", "/v1/changes?wait=false", nil, 200)["_raw"]; strings.Contains(fmt.Sprint(raw), "sequence") {
 		t.Fatalf("globex sees acme's feed: %v", raw)
@@ -311,7 +401,7 @@ func TestSuiteSplitTargets(t *testing.T) {
 		t.Fatal("--target=profile started a gateway")
 	}
 	gw := start(t, "--target=gateway", "--data-dir", t.TempDir(), "--profile-addr", svc.grpcAddr("profile"), "--segmentation-addr", "", "--loyalty-addr", "", "--care-addr", "", "--http-addr", "127.0.0.1:0")
-	api := rest{t: t, base: gw.urls["gateway"], tenant: "acme"}
+	api := rest{t: t, base: gw.urls["gateway"], tenant: "acme", key: svc.key("acme")}
 	api.must("POST", "/v1/customers", map[string]any{"customerId": "c-9", "kind": "CUSTOMER_KIND_ORGANIZATION", "displayName": "ACME Ltd"}, 200)
 	c := api.must("GET", "/v1/customers/c-9", nil, 200)["customer"].(map[string]any)
 	if c["displayName"] != "ACME Ltd" {

@@ -30,8 +30,8 @@ func TestSuiteValueModelCDNOW(t *testing.T) {
 	now := time.Date(1998, 7, 1, 0, 0, 0, 0, time.UTC)
 	p := start(t, "--target=all", "--data-dir", t.TempDir(), "--fake-clock", now.Format(time.RFC3339),
 		"--profile-addr", "127.0.0.1:0", "--segmentation-addr", "127.0.0.1:0", "--loyalty-addr", "127.0.0.1:0", "--care-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	api := rest{t: t, base: p.urls["gateway"], tenant: "cdnow"}
-	activity := watchFeed[segmentationv1.ActivityChange](t, p.grpcAddr("segmentation"), "cdnow")
+	api := p.rest("cdnow")
+	activity := watchFeed[segmentationv1.ActivityChange](t, p.grpcAddr("segmentation"), p.ctx("cdnow"))
 
 	rapport := func(args ...string) string {
 		t.Helper()
@@ -41,8 +41,8 @@ func TestSuiteValueModelCDNOW(t *testing.T) {
 		}
 		return string(out)
 	}
-	rapport("import", "--profile-addr", p.grpcAddr("profile"), "--tenant", "cdnow", sample)
-	fitArgs := []string{"fit", "--segmentation-addr", p.grpcAddr("segmentation"), "--tenant", "cdnow",
+	rapport("import", "--profile-addr", p.grpcAddr("profile"), "--api-key", p.key("cdnow"), sample)
+	fitArgs := []string{"fit", "--segmentation-addr", p.grpcAddr("segmentation"), "--api-key", p.key("cdnow"),
 		"--id", "weekly-1997-09-30", "--as-of", "1997-09-30", "--unit", "weeks", "--holdout-end", "1998-06-30"}
 	if out := rapport(fitArgs...); !strings.Contains(out, "succeeded") {
 		t.Fatalf("rapport fit:\n%s", out)

@@ -25,6 +25,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"rapport.dev/platform/audit"
 )
 
 // MetaBucket holds the schema version; every database has it.
@@ -265,6 +267,11 @@ func (db *DB) commit(batch []*request) {
 			for i, r := range pending {
 				if err := runSafely(r.fn, tx); err != nil {
 					return &errItem{index: i, err: err}
+				}
+				if rec := audit.FromContext(r.ctx); rec != nil {
+					if err := audit.Put(tx, rec); err != nil {
+						return &errItem{index: i, err: err}
+					}
 				}
 			}
 			return db.scratch.flush()

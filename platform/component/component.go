@@ -6,7 +6,9 @@ import (
 	"log/slog"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/credentials"
 
+	"rapport.dev/platform/auth"
 	"rapport.dev/platform/clock"
 )
 
@@ -16,6 +18,13 @@ type Deps struct {
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider
 	Clock          clock.Clock
+	// Auth, when set, authenticates every call to the component's server
+	// (API keys and service tokens); without it the server trusts the
+	// tenant metadata, as tests of one service do.
+	Auth *auth.Verifier
+	// Credentials go with the component's calls to the other services
+	// (a service token).
+	Credentials credentials.PerRPCCredentials
 }
 
 // For fills the defaults (slog.Default, the real clock) and labels the

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -23,6 +24,9 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Extra are appended to the dial options (bufconn dialers in tests).
 	Extra []grpc.DialOption
+	// Credentials, when set, go with every call (a service token, or a
+	// command's API key).
+	Credentials credentials.PerRPCCredentials
 }
 
 // maxRecvBytes limits the responses a client accepts.
@@ -41,6 +45,9 @@ func Dial(target string, opts Options) (*grpc.ClientConn, error) {
 		grpc.WithChainUnaryInterceptor(unaryTenant),
 		grpc.WithChainStreamInterceptor(streamTenant),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)),
+	}
+	if opts.Credentials != nil {
+		dial = append(dial, grpc.WithPerRPCCredentials(opts.Credentials))
 	}
 	dial = append(dial, opts.Extra...)
 	cc, err := grpc.NewClient(target, dial...)

@@ -20,6 +20,9 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
+	auditv1 "rapport.dev/gen/go/rapport/audit/v1"
+	"rapport.dev/platform/audit"
+	"rapport.dev/platform/auth"
 	"rapport.dev/platform/telemetry"
 )
 
@@ -34,6 +37,14 @@ type Options struct {
 	CrossTenant []string
 	// MaxRecvBytes limits an incoming message; 0 means 8 MiB.
 	MaxRecvBytes int
+	// Auth, when set, authenticates and authorizes every call (API keys and
+	// service tokens, platform/auth) and takes the tenant from the
+	// credential. Without it the server trusts the tenant metadata: for
+	// tests and for servers reachable only by trusted code.
+	Auth *auth.Verifier
+	// Audit, when set, is the service's bbolt file, whose audit log the
+	// server serves (rapport.audit.v1.AuditService).
+	Audit audit.Viewer
 }
 
 // Server is a gRPC server with its health service.
@@ -75,6 +86,11 @@ func New(opts Options) *Server {
 		cross[m] = true
 	}
 	ic := interceptors{log: log, crossTenant: cross}
+	if opts.Auth != nil {
+		v := *opts.Auth
+		v.CrossTenant = cross
+		ic.auth = &v
+	}
 	sh := otelgrpc.NewServerHandler(otelOpts...)
 	// The first interceptor is the outermost: logging sees the status that
 	// recovery produced, and a panic in the tenancy check is caught.
@@ -88,6 +104,9 @@ func New(opts Options) *Server {
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
 	reflection.Register(g)
+	if opts.Audit != nil {
+		auditv1.RegisterAuditServiceServer(g, &audit.Server{DB: opts.Audit})
+	}
 	return &Server{GRPC: g, Health: h, log: log, stats: sh, unary: unary, maxRecv: maxRecv}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"rapport.dev/platform/auth"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/tenancy"
 )
@@ -19,18 +19,18 @@ import (
 type interceptors struct {
 	log         *slog.Logger
 	crossTenant map[string]bool
+	auth        *auth.Verifier
 }
 
-// exempt methods need no tenant: infrastructure, not tenant data (the test
-// clock is only registered when a suite runs on a fake clock).
-func exempt(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.") ||
-		strings.HasPrefix(method, "/rapport.testing.v1.ClockService/")
-}
-
-// tenantContext reads x-rapport-tenant from the incoming metadata.
+// tenantContext authorizes the call with the server's verifier, or, on a
+// server without one, reads x-rapport-tenant from the incoming metadata.
+// Exempt methods (auth.Exempt) need neither: infrastructure, not tenant data
+// (the test clock is only registered when a suite runs on a fake clock).
 func (ic interceptors) tenantContext(ctx context.Context, method string) (context.Context, error) {
-	if exempt(method) {
+	if ic.auth != nil {
+		return ic.auth.Authorize(ctx, method)
+	}
+	if auth.Exempt(method) {
 		return ctx, nil
 	}
 	var id string

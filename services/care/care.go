@@ -122,7 +122,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	st := store.New(db, feedLog, deps.Clock, log, msgs)
 	s := &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st, outbox: outbox}
 	dial := func(target string) (*grpc.ClientConn, error) {
-		cc, err := grpcclient.Dial(target, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra})
+		cc, err := grpcclient.Dial(target, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra, Credentials: deps.Credentials})
 		if err == nil {
 			s.conns = append(s.conns, cc)
 		}
@@ -170,7 +170,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	apiServer := api.New(st, feedLog, outbox, log)
 	apiServer.Profile = profiles
-	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
+	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods,
+		Auth: deps.Auth, Audit: db})
 	carev1.RegisterCareServiceServer(s.server, apiServer)
 	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	accessv1 "rapport.dev/gen/go/rapport/access/v1"
 	carev1 "rapport.dev/gen/go/rapport/care/v1"
 	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
@@ -51,6 +53,15 @@ type Options struct {
 	LoyaltyTarget string
 	// CareTarget is the care service's; empty means no care routes.
 	CareTarget string
+	// AccessTarget is the access service's; empty means no key management
+	// routes (/v1/keys).
+	AccessTarget string
+	// RequireKeys makes every API request carry "Authorization: Bearer <api
+	// key>", refused with 401 before any backend sees it when missing. The
+	// backends authenticate the key, take the tenant from it and check its
+	// scopes; a tenant header, optional then, must name the key's tenant.
+	// Without it the tenant header is required and trusted (tests).
+	RequireKeys bool
 	// TestClock exposes the test clock of a suite started with a fake
 	// clock (/v1/testing/clock), through the profile backend.
 	TestClock bool
@@ -80,6 +91,8 @@ type Options struct {
 	LoyaltyInProcess *grpcserver.Server
 	// CareInProcess is the same for the care service.
 	CareInProcess *grpcserver.Server
+	// AccessInProcess is the same for the access service.
+	AccessInProcess *grpcserver.Server
 }
 
 // Validate checks the options and fills in defaults.
@@ -166,6 +179,12 @@ func backendsOf(o Options) []*backend {
 				return carev1.RegisterCareServiceHandlerClient(ctx, mux, carev1.NewCareServiceClient(cc))
 			}})
 	}
+	if o.AccessTarget != "" {
+		bs = append(bs, &backend{name: "access", target: o.AccessTarget, inProcess: o.AccessInProcess,
+			register: func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+				return accessv1.RegisterAccessServiceHandlerClient(ctx, mux, accessv1.NewAccessServiceClient(cc))
+			}})
+	}
 	return bs
 }
 
@@ -215,7 +234,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}
 	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock}
 	for _, b := range g.backends {
-		served[map[string]string{"segmentation": "SegmentationService", "loyalty": "LoyaltyService", "care": "CareService"}[b.name]] = true
+		served[map[string]string{"segmentation": "SegmentationService", "loyalty": "LoyaltyService", "care": "CareService", "access": "AccessService"}[b.name]] = true
 	}
 	doc, err := servedDocument(served)
 	if err != nil {
@@ -253,14 +272,21 @@ func (g *Gateway) muxOptions() []runtime.ServeMuxOption {
 // It routes with a switch rather than an http.ServeMux because otelhttp
 // renames the span after a ServeMux pattern, which would undo nameSpan.
 func (g *Gateway) routes(api http.Handler) http.Handler {
-	api = g.limitBody(requireTenant(api))
+	if g.opts.RequireKeys {
+		api = requireKey(checkTenant(api, false))
+	} else {
+		api = checkTenant(api, true)
+	}
+	api = g.limitBody(api)
 	router := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/healthz":
+		switch path := r.URL.Path; {
+		case strings.HasPrefix(path, auditPrefix) && r.Method == http.MethodGet:
+			g.auditLog(w, r)
+		case path == "/healthz":
 			g.healthz(w, r)
-		case "/readyz":
+		case path == "/readyz":
 			g.readyz(w, r)
-		case "/openapi.json":
+		case path == "/openapi.json":
 			g.openAPI(w, r)
 		default:
 			api.ServeHTTP(w, r)

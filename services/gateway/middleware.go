@@ -40,14 +40,18 @@ func matchIncomingHeader(key string) (string, bool) {
 	return runtime.DefaultHeaderMatcher(key)
 }
 
-// requireTenant refuses API requests whose tenant header is missing,
-// repeated or malformed, before anything reaches a backend. The wildcard
-// tenant is for service followers over gRPC only and is refused here.
-func requireTenant(next http.Handler) http.Handler {
+// checkTenant refuses API requests whose tenant header is repeated or
+// malformed (or, when required, missing) before anything reaches a
+// backend. The wildcard tenant is for service followers over gRPC only and
+// is refused here.
+func checkTenant(next http.Handler, required bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		vals := r.Header.Values(tenancy.HeaderName)
 		var problem string
 		switch {
+		case (len(vals) == 0 || vals[0] == "") && !required:
+			next.ServeHTTP(w, r)
+			return
 		case len(vals) == 0 || vals[0] == "":
 			problem = "is required: it names the tenant the request acts for"
 		case len(vals) > 1:
@@ -69,6 +73,30 @@ func requireTenant(next http.Handler) http.Handler {
 		// The tenant in the context reaches the logs; the header matcher
 		// forwards it to the backend.
 		next.ServeHTTP(w, r.WithContext(tenancy.WithTenant(r.Context(), vals[0])))
+	})
+}
+
+// requireKey refuses API requests without one "Authorization: Bearer <key>"
+// header. Service tokens are for the suite's own gRPC calls: the gateway
+// does not pass them on.
+func requireKey(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		vals := r.Header.Values("Authorization")
+		var problem string
+		switch {
+		case len(vals) == 0 || vals[0] == "":
+			problem = "no API key: send \"Authorization: Bearer <api key>\""
+		case len(vals) > 1:
+			problem = "the Authorization header must be sent once"
+		case len(vals[0]) < 7 || !strings.EqualFold(vals[0][:7], "Bearer "):
+			problem = "the Authorization header must be \"Bearer <api key>\""
+		}
+		if problem != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rapport"`)
+			writeError(w, http.StatusUnauthorized, status.New(codes.Unauthenticated, problem))
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

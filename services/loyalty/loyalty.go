@@ -103,7 +103,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	st := store.New(db, feedLog, deps.Clock, log)
 	s := &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st}
 	dial := func(target string) (*grpc.ClientConn, error) {
-		cc, err := grpcclient.Dial(target, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra})
+		cc, err := grpcclient.Dial(target, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra, Credentials: deps.Credentials})
 		if err == nil {
 			s.conns = append(s.conns, cc)
 		}
@@ -138,7 +138,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		})
 		apiServer.SegmentMembers = api.SegmentMembersOf(segments)
 	}
-	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
+	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods,
+		Auth: deps.Auth, Audit: db})
 	loyaltyv1.RegisterLoyaltyServiceServer(s.server, apiServer)
 	return s, nil
 }

@@ -92,6 +92,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Logger:         log,
 		TracerProvider: deps.TracerProvider,
 		CrossTenant:    api.CrossTenantMethods,
+		Auth:           deps.Auth,
+		Audit:          db,
 	})
 	profilev1.RegisterProfileServiceServer(srv, api.New(svc, feedLog, log))
 	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: repo, server: srv}, nil

@@ -111,7 +111,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		db.Close()
 		return nil, err
 	}
-	conn, err := grpcclient.Dial(cfg.ProfileTarget, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra})
+	conn, err := grpcclient.Dial(cfg.ProfileTarget, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra, Credentials: deps.Credentials})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -140,7 +140,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Logger:         log,
 		TracerProvider: deps.TracerProvider,
 	}
-	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods})
+	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods,
+		Auth: deps.Auth, Audit: db})
 	a := api.New(st, feedLog, log)
 	a.CaughtUp = func(ctx context.Context) error { return caughtUp(ctx, profiles, applied) }
 	segmentationv1.RegisterSegmentationServiceServer(srv, a)
