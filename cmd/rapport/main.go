@@ -29,6 +29,8 @@ usage:
                            measure segmentation freshness and full re-evaluation (BENCHMARKS-SEGMENTATION.md)
   rapport bench care [flags]
                            measure the care scheduler over 1,000,000 pending timers (BENCHMARKS-CARE.md)
+  rapport health --grpc HOST:PORT | --http URL
+                           check a running component (exit 0 when SERVING / 2xx), for containers without a shell
   rapport help COMMAND     show a command's flags
 `
 
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string) error {
 		return loadCmd(ctx, rest)
 	case "bench":
 		return benchCmd(ctx, rest)
+	case "health":
+		return healthCmd(ctx, rest)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
