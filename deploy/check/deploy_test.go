@@ -654,6 +654,12 @@ func podChecks(t *testing.T, m manifests, name string, tmpl corev1.PodTemplateSp
 			if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o007 != 0 {
 				t.Errorf("%s: the secret volume is readable by others", name)
 			}
+			// The files belong to root and the pod's fsGroup (a supplementary
+			// group of the container): without one, the non-root user cannot
+			// read them.
+			if sc := spec.SecurityContext; sc == nil || sc.FSGroup == nil {
+				t.Errorf("%s: the secret's files are not readable by the non-root user: the pod has no fsGroup", name)
+			}
 		}
 	}
 	if !found {
