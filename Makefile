@@ -13,12 +13,14 @@ PROTOC_GEN_GO_VERSION        := v1.36.10
 PROTOC_GEN_GO_GRPC_VERSION   := v1.6.0
 GRPC_GATEWAY_VERSION         := v2.33.0
 GRPCURL_VERSION              := v1.9.3
+# v5.8.3 needs a newer Go than go.work's.
+KUSTOMIZE_VERSION            := v5.8.2
 
 # Every module of the workspace, as import-path patterns (go build ./... does
 # not work at the root of a go.work workspace).
 MODULES = $(shell $(GO) list -m -f '{{.Path}}/...')
 
-.PHONY: run build test vet unit suite generate check-generated lint breaking tools tidy bench load fuzz clean
+.PHONY: run build test vet unit suite generate check-generated deploy-check lint breaking tools tidy bench load fuzz clean
 
 run: build ## Run every service and the gateway on ./data.
 	./cmd/rapport/rapport serve --target=all --data-dir=./data
@@ -26,7 +28,7 @@ run: build ## Run every service and the gateway on ./data.
 build:
 	cd cmd/rapport && $(GO) build -o rapport .
 
-test: tools vet check-generated unit ## Everything CI checks.
+test: tools vet check-generated deploy-check unit ## Everything CI checks.
 
 vet:
 	$(GO) vet $(MODULES)
@@ -38,7 +40,7 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(MODULES)
 
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/grpcurl
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/grpcurl $(BIN)/kustomize
 
 $(BIN)/buf:
 	GOBIN=$(BIN) GOWORK=off $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -53,6 +55,21 @@ $(BIN)/protoc-gen-openapiv2:
 
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) GOWORK=off $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+$(BIN)/kustomize:
+	GOBIN=$(BIN) GOWORK=off $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+# The deployment files, which cannot run here (no Docker engine, no
+# cluster): docker-compose and kustomize must accept them, and deploy/check
+# (its own module, outside go.work) asserts what they describe: one image,
+# a volume per stateful service, health checks, gRPC probes, one replica per
+# bbolt file, no secret in the repository. docker-compose comes from Debian
+# (.ci/run installs it).
+deploy-check: $(BIN)/kustomize
+	@command -v docker-compose >/dev/null || { echo "docker-compose is missing: apt-get install docker-compose (.ci/run does)"; exit 1; }
+	docker-compose config -q
+	kustomize build deploy/kubernetes >/dev/null
+	cd deploy/check && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 third_party/googleapis:
 	./scripts/googleapis.sh
@@ -76,7 +93,7 @@ breaking: tools third_party/googleapis
 	./scripts/breaking.sh main
 
 tidy:
-	for d in $$($(GO) list -m -f '{{.Dir}}'); do (cd $$d && GOWORK=off $(GO) mod tidy) || exit 1; done
+	for d in $$($(GO) list -m -f '{{.Dir}}') deploy/check; do (cd $$d && GOWORK=off $(GO) mod tidy) || exit 1; done
 
 bench: ## Go benchmarks (storage layer).
 	$(GO) test -run '^$$' -bench . -benchtime 3s rapport.dev/platform/boltdb/...

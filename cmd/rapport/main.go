@@ -31,6 +31,8 @@ usage:
                            measure the care scheduler over 1,000,000 pending timers (BENCHMARKS-CARE.md)
   rapport keys create|revoke|bootstrap [flags]
                            manage API keys (the operator key is in <data-dir>/operator.key)
+  rapport health --grpc HOST:PORT | --http URL
+                           check a running component (exit 0 when SERVING / 2xx), for containers without a shell
   rapport help COMMAND     show a command's flags
 `
 
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string) error {
 		return benchCmd(ctx, rest)
 	case "keys":
 		return keysCmd(ctx, rest)
+	case "health":
+		return healthCmd(ctx, rest)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
