@@ -692,3 +692,58 @@ func TestCustomer360Unconfigured(t *testing.T) {
 		})
 	}
 }
+
+// TestCustomer360OpenAPI: the served document advertises the route, and
+// every schema it refers to is defined, the generated ones included.
+func TestCustomer360OpenAPI(t *testing.T) {
+	f := newFixture(t, Options{})
+	r := f.do(t, request{method: http.MethodGet, path: "/openapi.json", tenant: "-"})
+	var doc struct {
+		Paths       map[string]map[string]any `json:"paths"`
+		Definitions map[string]any            `json:"definitions"`
+		Tags        []struct{ Name string }   `json:"tags"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Paths["/v1/customers/{customerId}/360"]["get"] == nil {
+		t.Fatalf("no GET /v1/customers/{customerId}/360 among %d paths", len(doc.Paths))
+	}
+	if !slices.ContainsFunc(doc.Tags, func(tag struct{ Name string }) bool { return tag.Name == "Customer360" }) {
+		t.Errorf("tags %v lack Customer360", doc.Tags)
+	}
+	var refs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, v := range x {
+				if s, ok := v.(string); ok && k == "$ref" {
+					refs = append(refs, s)
+				}
+				walk(v)
+			}
+		case []any:
+			for _, v := range x {
+				walk(v)
+			}
+		}
+	}
+	var raw any
+	if err := json.Unmarshal(r.body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	walk(raw)
+	for _, ref := range refs {
+		if name, ok := strings.CutPrefix(ref, "#/definitions/"); !ok || doc.Definitions[name] == nil {
+			t.Errorf("$ref %q is not defined", ref)
+		}
+	}
+	if !slices.Contains(refs, "#/definitions/gatewayCustomer360") || !slices.Contains(refs, "#/definitions/rapportLoyaltyV1Member") {
+		t.Errorf("the Customer 360 schemas are not referred to: %d refs", len(refs))
+	}
+	if err := mergeDocument(map[string]any{"paths": map[string]any{"/v1/customers/{customerId}/360": map[string]any{}}},
+		customer360Document); err == nil {
+		t.Error("a fragment that redefines a generated path merged without error")
+	}
+}

@@ -240,7 +240,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if err := mux.HandlePath(http.MethodGet, customer360Route, g.customer360); err != nil {
 		return nil, errors.Join(fmt.Errorf("gateway: route %s: %w", customer360Route, err), g.Close())
 	}
-	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock}
+	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock, "Customer360": true}
 	for _, b := range g.backends {
 		served[map[string]string{"segmentation": "SegmentationService", "loyalty": "LoyaltyService", "care": "CareService"}[b.name]] = true
 	}
