@@ -252,7 +252,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: cfg.SegmentAddr, LoyaltyTarget: cfg.LoyaltyAddr, CareTarget: cfg.CareAddr,
 			TestClock:        cfg.FakeClock != "",
 			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv, LoyaltyInProcess: loyaltySrv, CareInProcess: careSrv,
-			Logger: log, TracerProvider: tele[targetGateway].TracerProvider,
+			Logger: log, TracerProvider: tele[targetGateway].TracerProvider, Clock: cfg.clock,
 		})
 		if err != nil {
 			return err
