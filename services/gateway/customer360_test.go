@@ -522,7 +522,12 @@ type hanging struct {
 func newHanging(t *testing.T) *hanging {
 	s := newSuite(t)
 	s.startProfile()
+	release := make(chan struct{})
+	h := &hanging{suite: s, segmentation: newHang(release), loyalty: newHang(release), care: newHang(release)}
 	srv := grpcserver.New(grpcserver.Options{Logger: s.log})
+	segmentationv1.RegisterSegmentationServiceServer(srv, hangingSegmentation{hang: h.segmentation})
+	loyaltyv1.RegisterLoyaltyServiceServer(srv, hangingLoyalty{hang: h.loyalty})
+	carev1.RegisterCareServiceServer(srv, hangingCare{hang: h.care})
 	s.serve("hang", srv, func(ctx context.Context, lis net.Listener) error {
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(lis) }()
@@ -530,12 +535,7 @@ func newHanging(t *testing.T) *hanging {
 		srv.StopTimeout(5 * time.Second)
 		return <-served
 	})
-	release := make(chan struct{})
 	t.Cleanup(func() { close(release) }) // before the server stops: cleanups run last in, first out
-	h := &hanging{suite: s, segmentation: newHang(release), loyalty: newHang(release), care: newHang(release)}
-	segmentationv1.RegisterSegmentationServiceServer(srv, hangingSegmentation{hang: h.segmentation})
-	loyaltyv1.RegisterLoyaltyServiceServer(srv, hangingLoyalty{hang: h.loyalty})
-	carev1.RegisterCareServiceServer(srv, hangingCare{hang: h.care})
 	return h
 }
 
