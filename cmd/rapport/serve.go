@@ -296,7 +296,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 			AccessTarget: cfg.AccessAddr, AccessInProcess: accessSrv, RequireKeys: true,
 			TestClock:        cfg.FakeClock != "",
 			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv, LoyaltyInProcess: loyaltySrv, CareInProcess: careSrv,
-			Logger: log, TracerProvider: tele[targetGateway].TracerProvider,
+			Logger: log, TracerProvider: tele[targetGateway].TracerProvider, Clock: cfg.clock,
 		})
 		if err != nil {
 			return err

@@ -15,6 +15,11 @@
 // message and the field violations of a google.rpc.BadRequest detail, with
 // the HTTP status grpc-gateway maps the code to.
 //
+// One route is the gateway's own: GET /v1/customers/{customer_id}/360, the
+// Customer 360 view (customer360.go), which calls every backend in parallel
+// under one deadline and marks the parts it could not get instead of
+// failing.
+//
 // Outside the API, and without a tenant: /healthz (the process serves),
 // /readyz (every backend's grpc.health.v1 status) and /openapi.json.
 //

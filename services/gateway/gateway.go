@@ -25,6 +25,7 @@ import (
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	testingv1 "rapport.dev/gen/go/rapport/testing/v1"
+	"rapport.dev/platform/clock"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/telemetry"
@@ -93,6 +94,13 @@ type Options struct {
 	CareInProcess *grpcserver.Server
 	// AccessInProcess is the same for the access service.
 	AccessInProcess *grpcserver.Server
+	// Customer360Timeout bounds the backend calls of one Customer 360 view
+	// (GET /v1/customers/{customer_id}/360); a request may ask for less
+	// with a Grpc-Timeout header. Zero means DefaultCustomer360Timeout.
+	Customer360Timeout time.Duration
+	// Clock stamps the asOf of Customer 360 views; nil means the system
+	// clock.
+	Clock clock.Clock
 }
 
 // Validate checks the options and fills in defaults.
@@ -105,6 +113,15 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("gateway: MaxBodyBytes %d is negative", o.MaxBodyBytes)
 	case o.MaxBodyBytes == 0:
 		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	switch {
+	case o.Customer360Timeout < 0:
+		return fmt.Errorf("gateway: Customer360Timeout %v is negative", o.Customer360Timeout)
+	case o.Customer360Timeout == 0:
+		o.Customer360Timeout = DefaultCustomer360Timeout
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
 	}
 	if len(o.AllowedOrigins) == 0 {
 		o.AllowedOrigins = []string{"*"}
@@ -202,7 +219,12 @@ func (b *backend) client() grpc.ClientConnInterface {
 type Gateway struct {
 	opts     Options
 	backends []*backend
-	handler  http.Handler
+	// mux routes the API; the Customer 360 view annotates its calls with
+	// it, as the generated routes do.
+	mux *runtime.ServeMux
+	// clients are what the routes call, by backend name.
+	clients map[string]grpc.ClientConnInterface
+	handler http.Handler
 	// document is the OpenAPI document of the routes served.
 	document  []byte
 	closeOnce sync.Once
@@ -216,8 +238,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{opts: opts}
+	g := &Gateway{opts: opts, clients: map[string]grpc.ClientConnInterface{}}
 	mux := runtime.NewServeMux(g.muxOptions()...)
+	g.mux = mux
 	for _, b := range backendsOf(opts) {
 		conn, err := grpcclient.Dial(b.target, grpcclient.Options{
 			TracerProvider: opts.TracerProvider,
@@ -228,11 +251,15 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		}
 		b.conn = conn
 		g.backends = append(g.backends, b)
-		if err := b.register(ctx, mux, b.client()); err != nil {
+		g.clients[b.name] = b.client()
+		if err := b.register(ctx, mux, g.clients[b.name]); err != nil {
 			return nil, errors.Join(fmt.Errorf("gateway: register %s: %w", b.name, err), g.Close())
 		}
 	}
-	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock}
+	if err := mux.HandlePath(http.MethodGet, customer360Route, g.customer360); err != nil {
+		return nil, errors.Join(fmt.Errorf("gateway: route %s: %w", customer360Route, err), g.Close())
+	}
+	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock, "Customer360": true}
 	for _, b := range g.backends {
 		served[map[string]string{"segmentation": "SegmentationService", "loyalty": "LoyaltyService", "care": "CareService", "access": "AccessService"}[b.name]] = true
 	}

@@ -116,6 +116,10 @@ func (b *profileBackend) GetCustomer(ctx context.Context, req *profilev1.GetCust
 		return nil, status.Errorf(codes.NotFound, "customer %q not found", id)
 	case "down":
 		return nil, status.Error(codes.Unavailable, "dial tcp 10.1.2.3:9000: connect: connection refused")
+	case "unauthenticated":
+		return nil, status.Error(codes.Unauthenticated, "no API key")
+	case "forbidden":
+		return nil, status.Error(codes.PermissionDenied, "the key lacks customers:read")
 	default:
 		return &profilev1.GetCustomerResponse{Customer: &profilev1.Customer{
 			CustomerId:  id,
@@ -716,12 +720,14 @@ func TestOptions(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if o.MaxBodyBytes != 1<<20 || len(o.AllowedOrigins) != 1 || o.AllowedOrigins[0] != "*" || o.Logger == nil || o.TracerProvider == nil {
+	if o.MaxBodyBytes != 1<<20 || len(o.AllowedOrigins) != 1 || o.AllowedOrigins[0] != "*" || o.Logger == nil || o.TracerProvider == nil ||
+		o.Customer360Timeout != DefaultCustomer360Timeout || o.Clock == nil {
 		t.Errorf("defaults not filled: %+v", o)
 	}
 	for name, o := range map[string]Options{
 		"no target":      {},
 		"negative limit": {ProfileTarget: "x:1", MaxBodyBytes: -1},
+		"negative 360":   {ProfileTarget: "x:1", Customer360Timeout: -time.Second},
 		"origin path":    {ProfileTarget: "x:1", AllowedOrigins: []string{"https://a.example/app"}},
 		"origin scheme":  {ProfileTarget: "x:1", AllowedOrigins: []string{"a.example"}},
 	} {

@@ -6,6 +6,14 @@ replace rapport.dev/gen => ../../gen
 
 replace rapport.dev/platform => ../../platform
 
+replace rapport.dev/services/care => ../care
+
+replace rapport.dev/services/loyalty => ../loyalty
+
+replace rapport.dev/services/profile => ../profile
+
+replace rapport.dev/services/segmentation => ../segmentation
+
 require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0
@@ -15,17 +23,26 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261026165753-2ffab32bce7e
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
-	rapport.dev/gen v0.0.0-00010101000000-000000000000
-	rapport.dev/platform v0.0.0-00010101000000-000000000000
+	rapport.dev/gen v0.0.0
+	rapport.dev/platform v0.0.0
+	rapport.dev/services/care v0.0.0
+	rapport.dev/services/loyalty v0.0.0
+	rapport.dev/services/profile v0.0.0
+	rapport.dev/services/segmentation v0.0.0
 )
 
 require (
+	cel.dev/expr v0.25.3 // indirect
+	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/golang-module/carbon/v2 v2.3.12 // indirect
+	github.com/google/cel-go v0.31.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/teambition/rrule-go v1.8.2 // indirect
 	go.etcd.io/bbolt v1.4.3 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.72.0 // indirect
@@ -34,8 +51,12 @@ require (
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/exp v0.0.0-20261014143641-f0251eb4aa3e // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/tools v0.52.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
 )

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -92,14 +93,24 @@ func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(g.document)
 }
 
+// customer360Document is the OpenAPI of the route the gateway serves
+// itself (customer360.go), merged into the generated document; its schemas
+// refer to the generated ones.
+//
+//go:embed customer360.swagger.json
+var customer360Document []byte
+
 // servedDocument is the generated OpenAPI document cut to the services
 // served (by their tags, which grpc-gateway names after the gRPC service):
 // the document covers every service in proto/, and a route the gateway does
-// not serve must not be advertised.
+// not serve must not be advertised. The gateway's own routes are added.
 func servedDocument(services map[string]bool) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(openapi.Document, &doc); err != nil {
 		return nil, fmt.Errorf("gateway: the embedded OpenAPI document: %w", err)
+	}
+	if err := mergeDocument(doc, customer360Document); err != nil {
+		return nil, err
 	}
 	paths, _ := doc["paths"].(map[string]any)
 	for p, ops := range paths {
@@ -124,4 +135,32 @@ func servedDocument(services map[string]bool) ([]byte, error) {
 		doc["tags"] = kept
 	}
 	return json.Marshal(doc)
+}
+
+// mergeDocument adds the paths, definitions and tags of a hand-written
+// OpenAPI fragment to doc. A name both define is an error: the fragment
+// must not shadow what is generated.
+func mergeDocument(doc map[string]any, fragment []byte) error {
+	var frag map[string]any
+	if err := json.Unmarshal(fragment, &frag); err != nil {
+		return fmt.Errorf("gateway: the gateway's OpenAPI fragment: %w", err)
+	}
+	for _, section := range []string{"paths", "definitions"} {
+		into, _ := doc[section].(map[string]any)
+		if into == nil {
+			into = map[string]any{}
+			doc[section] = into
+		}
+		from, _ := frag[section].(map[string]any)
+		for name, v := range from {
+			if _, ok := into[name]; ok {
+				return fmt.Errorf("gateway: the gateway's OpenAPI fragment redefines %s %q", section, name)
+			}
+			into[name] = v
+		}
+	}
+	tags, _ := doc["tags"].([]any)
+	more, _ := frag["tags"].([]any)
+	doc["tags"] = append(tags, more...)
+	return nil
 }

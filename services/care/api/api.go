@@ -187,7 +187,8 @@ func (s *Server) PreviewPlan(ctx context.Context, req *carev1.PreviewPlanRequest
 func (s *Server) ListTasks(ctx context.Context, req *carev1.ListTasksRequest) (*carev1.ListTasksResponse, error) {
 	var v fault.Violations
 	ident.Check(&v, "owner", req.GetOwner(), false)
-	q := store.QueueQuery{Owner: req.GetOwner(), DueBefore: timeOf(req.GetDueBefore()),
+	ident.Check(&v, "customer_id", req.GetCustomerId(), false)
+	q := store.QueueQuery{Owner: req.GetOwner(), Customer: req.GetCustomerId(), DueBefore: timeOf(req.GetDueBefore()),
 		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
 	for i, st := range req.GetStates() {
 		if st <= carev1.TaskState_TASK_STATE_UNSPECIFIED || st > carev1.TaskState_TASK_STATE_ESCALATED {

@@ -197,9 +197,9 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, []string{"reason"}},
 		{"task states", func() error {
-			_, err := c.ListTasks(acme, &carev1.ListTasksRequest{States: []carev1.TaskState{99}, PageSize: 501})
+			_, err := c.ListTasks(acme, &carev1.ListTasksRequest{States: []carev1.TaskState{99}, PageSize: 501, CustomerId: "c 1"})
 			return err
-		}, []string{"page_size", "states[0]"}},
+		}, []string{"customer_id", "page_size", "states[0]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), codes.InvalidArgument, tc.fields...) })
 	}

@@ -187,6 +187,7 @@ func snapshotB(t *testing.T, h *harness, s seeded) []proto.Message {
 	must(h.client.GetConsent(tenantB, &carev1.GetConsentRequest{CustomerId: "b-2"}))
 	must(h.client.ListTasks(tenantB, &carev1.ListTasksRequest{States: allStates}))
 	must(h.client.ListTasks(tenantB, &carev1.ListTasksRequest{Owner: "alice", States: allStates}))
+	must(h.client.ListTasks(tenantB, &carev1.ListTasksRequest{CustomerId: "b-1", States: allStates}))
 	must(h.client.GetTask(tenantB, &carev1.GetTaskRequest{TaskId: s.task}))
 	must(h.client.GetQueueCounts(tenantB, &carev1.GetQueueCountsRequest{}))
 	must(h.client.ListDeadLetters(tenantB, &carev1.ListDeadLettersRequest{}))
@@ -274,6 +275,11 @@ var crossTenantCalls = map[string]func(t *testing.T, h *harness, s seeded){
 			if err != nil || len(r.Tasks) != 0 || r.NextPageToken != "" {
 				t.Errorf("tenant-a tasks of %q: %v, %v", owner, r, err)
 			}
+		}
+		// tenant-b's customer, by id.
+		r, err := h.client.ListTasks(tenantA, &carev1.ListTasksRequest{CustomerId: "b-1", States: allStates})
+		if err != nil || len(r.Tasks) != 0 || r.NextPageToken != "" {
+			t.Errorf("tenant-a tasks of customer b-1: %v, %v", r, err)
 		}
 	},
 	"GetTask": func(t *testing.T, h *harness, s seeded) {

@@ -9,10 +9,16 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/timers"
 	"rapport.dev/platform/webhook"
+	"rapport.dev/services/care/domain"
 )
 
 // The bucket tree of care.db. Composite keys join their parts with a NUL
@@ -29,6 +35,8 @@ import (
 //	│                                                   occurrence, pending occurrences
 //	├── tasks        tenant 0 task                    -> domain.Task (JSON)
 //	├── task_queue   tenant 0 owner 0 due(8) 0 task   -> empty: an owner's tasks, soonest due first
+//	├── customer_tasks                                  tenant 0 customer 0 task -> empty: a customer's tasks
+//	│                                                   in every state (ListTasks of one customer)
 //	├── applied      tenant 0 upstream key            -> empty: feed events already applied
 //	│                                                   ("profile:event:<event id>", "segmentation:<seq>", …)
 //	├── plan_timers, plan_timer_of                      platform/timers, owner tenant 0 plan 0 customer:
@@ -45,20 +53,46 @@ var (
 	bucketSchedules = []byte("schedules")
 	bucketTasks     = []byte("tasks")
 	bucketQueue     = []byte("task_queue")
+	bucketCustTasks = []byte("customer_tasks")
 	bucketApplied   = []byte("applied")
 
 	planTimers = timers.Set{ByDue: []byte("plan_timers"), ByOwner: []byte("plan_timer_of")}
 	taskTimers = timers.Set{ByDue: []byte("task_timers"), ByOwner: []byte("task_timer_of")}
 )
 
-// SchemaVersion is the layout above.
-const SchemaVersion = 1
+// SchemaVersion is the layout above. Version 2 added customer_tasks.
+const SchemaVersion = 2
 
 // Options returns the boltdb options for care.db.
 func Options() boltdb.Options {
-	buckets := [][]byte{bucketPlans, bucketCustomers, bucketManagers, bucketSchedules, bucketTasks, bucketQueue, bucketApplied}
+	buckets := [][]byte{bucketPlans, bucketCustomers, bucketManagers, bucketSchedules, bucketTasks, bucketQueue, bucketCustTasks, bucketApplied}
 	buckets = append(buckets, planTimers.Buckets()...)
 	buckets = append(buckets, taskTimers.Buckets()...)
 	buckets = append(buckets, webhook.Buckets...)
-	return boltdb.Options{Schema: SchemaVersion, Buckets: append(buckets, feed.Buckets...)}
+	return boltdb.Options{Schema: SchemaVersion, Buckets: append(buckets, feed.Buckets...), Migrations: []boltdb.Migration{
+		{From: 1, Up: addCustomerTasks},
+	}}
+}
+
+// addCustomerTasks builds customer_tasks from the tasks of a version 1 file.
+func addCustomerTasks(btx *bolt.Tx) error {
+	idx, err := btx.CreateBucketIfNotExists(bucketCustTasks)
+	if err != nil {
+		return err
+	}
+	return btx.Bucket(bucketTasks).ForEach(func(k, v []byte) error {
+		task, err := boltdb.GetJSON[domain.Task](v)
+		if err != nil {
+			return fmt.Errorf("task %q: %w", k, err)
+		}
+		tenant, _, ok := bytes.Cut(k, []byte{boltdb.Sep})
+		if !ok {
+			return fmt.Errorf("malformed task key %q", k)
+		}
+		return idx.Put(customerTaskKey(string(tenant), task.CustomerID, task.ID), nil)
+	})
+}
+
+func customerTaskKey(tenant, customer, id string) []byte {
+	return boltdb.Key(tenant, customer, id)
 }

@@ -718,8 +718,9 @@ func (s *Store) sendMessage(ctx context.Context, t tx, p *domain.Plan, c *custom
 	return s.publishDelivery(ctx, t, id, p.ID, c.ID, now)
 }
 
-// putTask stores a task and keeps its owner queue entry; old is the task
-// as stored before (nil when new or unchanged in owner and due).
+// putTask stores a task and keeps its owner queue entries and its
+// customer's entry; old is the task as stored before (nil when new or
+// unchanged in owner and due).
 //
 // An escalated task is in its manager's queue too, so the manager sees
 // what was escalated to them.
@@ -736,6 +737,10 @@ func (s *Store) putTask(t tx, old, task *domain.Task) error {
 		if err := q.Put(queueKey(t.tenant, o, task.Due, task.ID), nil); err != nil {
 			return err
 		}
+	}
+	// A task keeps its customer, so its entry is written once and stays.
+	if err := t.b(bucketCustTasks).Put(customerTaskKey(t.tenant, task.CustomerID, task.ID), nil); err != nil {
+		return err
 	}
 	return boltdb.PutJSON(t.b(bucketTasks), boltdb.Key(t.tenant, task.ID), task)
 }

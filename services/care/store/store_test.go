@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	carev1 "rapport.dev/gen/go/rapport/care/v1"
@@ -12,6 +14,7 @@ import (
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	typev1 "rapport.dev/gen/go/rapport/type/v1"
+	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/webhook"
 	"rapport.dev/services/care/domain"
@@ -581,5 +584,113 @@ func TestPlanDefaultZoneForCustomersWithoutOne(t *testing.T) {
 	tasks := e.tasks()
 	if len(tasks) != 1 || !tasks[0].Due.Equal(wed) || tasks[0].LocalDue != "2026-03-04 10:00 Asia/Shanghai" {
 		t.Fatalf("survey for a customer without a zone: %+v, want due %v in Shanghai", tasks, wed)
+	}
+}
+
+// TestQueueOfOneCustomer: ListTasks with a customer lists that customer's
+// tasks through customer_tasks, with the filters and paging of the queues.
+func TestQueueOfOneCustomer(t *testing.T) {
+	e := newEnv(t)
+	if err := e.st.SetManager(ctx, tenant, "alice", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	e.plan(domain.Plan{ID: "survey", Target: allCustomers, Survey: &domain.Survey{DaysAfterPurchase: 1}, At: domain.Clock{Hour: 10}})
+	e.plan(domain.Plan{ID: "complaints", Target: allCustomers, Complaint: &domain.Complaint{SLAHours: 1}})
+	e.customer(&profilev1.Customer{CustomerId: "c1", TimeZone: "Asia/Shanghai", Owner: "alice"})
+	e.customer(&profilev1.Customer{CustomerId: "c2", TimeZone: "Asia/Shanghai", Owner: "alice"})
+	e.purchase("c1", "p1", t0) // survey due Tuesday 10:00
+	e.purchase("c2", "p2", t0)
+	complaint := func(customer, id string) {
+		e.apply(e.st.ApplyProfileEvent, e.event("event.recorded", customer, &profilev1.Event{EventId: id, CustomerId: customer,
+			OccurTime: timestamppb.New(t0), RecordTime: timestamppb.New(t0),
+			Kind: &profilev1.Event_Complaint{Complaint: &profilev1.Complaint{ComplaintId: id}}}))
+	}
+	complaint("c1", "k1")
+	complaint("c2", "k2")
+	surveyDue := local(shanghai, 2026, 3, 3, 10, 0)
+	e.fire(t0)        // the follow-ups fall due
+	e.fire(surveyDue) // they have escalated to bob; the surveys fall due
+
+	ids := func(tasks []*domain.Task) (out []string) {
+		for _, task := range tasks {
+			out = append(out, task.CustomerID+"/"+task.PlanID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		q    store.QueueQuery
+		want []string
+	}{
+		{"open", store.QueueQuery{Customer: "c1"}, []string{"c1/complaints", "c1/survey"}},
+		{"other customer", store.QueueQuery{Customer: "c2"}, []string{"c2/complaints", "c2/survey"}},
+		{"unknown customer", store.QueueQuery{Customer: "c9"}, nil},
+		{"state", store.QueueQuery{Customer: "c1", States: []domain.TaskState{domain.TaskEscalated}}, []string{"c1/complaints"}},
+		{"due before", store.QueueQuery{Customer: "c1", DueBefore: surveyDue}, []string{"c1/complaints"}},
+		{"owner", store.QueueQuery{Customer: "c1", Owner: "alice"}, []string{"c1/complaints", "c1/survey"}},
+		{"escalated to", store.QueueQuery{Customer: "c1", Owner: "bob"}, []string{"c1/complaints"}},
+		{"someone else's", store.QueueQuery{Customer: "c1", Owner: "carol"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, next, err := e.st.Queue(ctx, tenant, tc.q)
+			if err != nil || !slices.Equal(ids(got), tc.want) || next != "" {
+				t.Fatalf("Queue(%+v) = %v %q %v, want %v", tc.q, ids(got), next, err, tc.want)
+			}
+		})
+	}
+	page1, next, err := e.st.Queue(ctx, tenant, store.QueueQuery{Customer: "c1", PageSize: 1})
+	if err != nil || !slices.Equal(ids(page1), []string{"c1/complaints"}) || next == "" {
+		t.Fatalf("page 1: %v %q %v", ids(page1), next, err)
+	}
+	page2, next, err := e.st.Queue(ctx, tenant, store.QueueQuery{Customer: "c1", PageSize: 1, PageToken: next})
+	if err != nil || !slices.Equal(ids(page2), []string{"c1/survey"}) || next != "" {
+		t.Fatalf("page 2: %v %q %v", ids(page2), next, err)
+	}
+	// A completed task leaves the open listing and stays in the full one.
+	if _, err := e.st.CompleteTask(ctx, tenant, page1[0].ID, domain.OutcomeReached, "called back", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := e.st.Queue(ctx, tenant, store.QueueQuery{Customer: "c1"}); err != nil || !slices.Equal(ids(got), []string{"c1/survey"}) {
+		t.Fatalf("open after completing the follow-up: %v %v", ids(got), err)
+	}
+	all := []domain.TaskState{domain.TaskScheduled, domain.TaskDue, domain.TaskDone, domain.TaskSkipped, domain.TaskOverdue, domain.TaskEscalated}
+	if got, _, err := e.st.Queue(ctx, tenant, store.QueueQuery{Customer: "c1", States: all}); err != nil || len(got) != 2 {
+		t.Fatalf("every task of c1: %v %v", ids(got), err)
+	}
+}
+
+// TestMigrationAddsCustomerTasks opens a file laid out as schema 1 (tasks
+// without customer_tasks): the migration indexes the tasks written before.
+func TestMigrationAddsCustomerTasks(t *testing.T) {
+	e := newEnv(t)
+	e.plan(domain.Plan{Target: allCustomers, Survey: &domain.Survey{DaysAfterPurchase: 1}, At: domain.Clock{Hour: 10}})
+	for _, c := range []string{"c1", "c2"} {
+		e.customer(&profilev1.Customer{CustomerId: c, TimeZone: "Asia/Shanghai", Owner: "alice"})
+		e.purchase(c, "p-"+c, t0)
+	}
+	e.fire(local(shanghai, 2026, 3, 3, 10, 0))
+	before := e.tasks()
+	if len(before) != 2 {
+		t.Fatalf("tasks before: %+v", before)
+	}
+	// Back to schema 1: no customer_tasks.
+	err := e.db.Update(ctx, func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("customer_tasks")); err != nil {
+			return err
+		}
+		return tx.Bucket(boltdb.MetaBucket).Put([]byte("schema_version"), boltdb.U64(1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	if v, err := e.db.SchemaVersion(); err != nil || v != store.SchemaVersion {
+		t.Fatalf("schema version %d, %v; want %d", v, err, store.SchemaVersion)
+	}
+	for _, c := range []string{"c1", "c2"} {
+		got, _, err := e.st.Queue(ctx, tenant, store.QueueQuery{Customer: c})
+		if err != nil || len(got) != 1 || got[0].CustomerID != c {
+			t.Fatalf("%s's tasks after the migration: %+v %v", c, got, err)
+		}
 	}
 }

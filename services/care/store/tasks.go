@@ -173,6 +173,8 @@ func (s *Store) SkipTask(ctx context.Context, tenant, id, reason string) (*domai
 type QueueQuery struct {
 	// Owner is whose queue; "" lists every owner's.
 	Owner string
+	// Customer, when set, keeps one customer's tasks.
+	Customer string
 	// States filter; empty means scheduled, due, overdue and escalated.
 	States []domain.TaskState
 	// DueBefore, when set, keeps tasks due before it.
@@ -202,14 +204,15 @@ func (s *Store) Queue(ctx context.Context, tenant string, q QueueQuery) ([]*doma
 		}
 		after = raw
 	}
-	type entry struct {
-		pos  []byte
-		task *domain.Task
-	}
-	var found []entry
+	var found []queueEntry
 	seen := map[string]bool{}
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
+		if q.Customer != "" {
+			var err error
+			found, err = t.customerQueue(q, states, after)
+			return err
+		}
 		prefix := boltdb.Prefix(tenant)
 		if q.Owner != "" {
 			prefix = boltdb.Prefix(tenant, q.Owner)
@@ -243,7 +246,7 @@ func (s *Store) Queue(ctx context.Context, tenant string, q QueueQuery) ([]*doma
 				continue
 			}
 			seen[string(id)] = true
-			found = append(found, entry{pos, task})
+			found = append(found, queueEntry{pos, task})
 			if q.Owner != "" && len(found) > q.PageSize {
 				break
 			}
@@ -253,7 +256,7 @@ func (s *Store) Queue(ctx context.Context, tenant string, q QueueQuery) ([]*doma
 	if err != nil {
 		return nil, "", err
 	}
-	slices.SortFunc(found, func(a, b entry) int { return bytes.Compare(a.pos, b.pos) })
+	slices.SortFunc(found, func(a, b queueEntry) int { return bytes.Compare(a.pos, b.pos) })
 	var next string
 	if len(found) > q.PageSize {
 		found = found[:q.PageSize]
@@ -264,6 +267,39 @@ func (s *Store) Queue(ctx context.Context, tenant string, q QueueQuery) ([]*doma
 		out[i] = e.task
 	}
 	return out, next, nil
+}
+
+// queueEntry is a task listed by Queue at its position: due(8) ‖ task id,
+// the order of the listing and of its page tokens.
+type queueEntry struct {
+	pos  []byte
+	task *domain.Task
+}
+
+// customerQueue is Queue for one customer: it reads the customer's tasks
+// through customer_tasks instead of every owner's queue, and applies the
+// same filters.
+func (t tx) customerQueue(q QueueQuery, states []domain.TaskState, after []byte) ([]queueEntry, error) {
+	var found []queueEntry
+	prefix := boltdb.Prefix(t.tenant, q.Customer)
+	c := t.b(bucketCustTasks).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		task, err := t.task(string(k[len(prefix):]))
+		if err != nil {
+			return nil, err
+		}
+		due := task.Due.UnixNano()
+		pos := append(boltdb.U64(uint64(due)), task.ID...)
+		switch {
+		case after != nil && bytes.Compare(pos, after) <= 0,
+			!q.DueBefore.IsZero() && due >= q.DueBefore.UnixNano(),
+			q.Owner != "" && !slices.Contains(queueOwners(task), q.Owner),
+			!slices.Contains(states, task.State):
+			continue
+		}
+		found = append(found, queueEntry{pos, task})
+	}
+	return found, nil
 }
 
 func bytesU64(b []byte) uint64 {

@@ -2053,7 +2053,9 @@ type ListTasksRequest struct {
 	// page_size is at most 500; 0 means 50.
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// page_token continues a listing.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// customer_id keeps one customer's tasks; empty lists every customer's.
+	CustomerId    string `protobuf:"bytes,6,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2119,6 +2121,13 @@ func (x *ListTasksRequest) GetPageSize() int32 {
 func (x *ListTasksRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListTasksRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
 	}
 	return ""
 }
@@ -3591,7 +3600,7 @@ const file_rapport_care_v1_care_proto_rawDesc = "" +
 	"resultNote\x12?\n" +
 	"\rcomplete_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\x12;\n" +
 	"\vcreate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xd3\x01\n" +
+	"createTime\"\xf4\x01\n" +
 	"\x10ListTasksRequest\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x122\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x1a.rapport.care.v1.TaskStateR\x06states\x129\n" +
@@ -3599,7 +3608,9 @@ const file_rapport_care_v1_care_proto_rawDesc = "" +
 	"due_before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdueBefore\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"h\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x1f\n" +
+	"\vcustomer_id\x18\x06 \x01(\tR\n" +
+	"customerId\"h\n" +
 	"\x11ListTasksResponse\x12+\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x15.rapport.care.v1.TaskR\x05tasks\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +

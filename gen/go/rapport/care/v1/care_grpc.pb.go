@@ -63,7 +63,7 @@ type CareServiceClient interface {
 	// PreviewPlan returns the next times a plan would fire for a customer.
 	PreviewPlan(ctx context.Context, in *PreviewPlanRequest, opts ...grpc.CallOption) (*PreviewPlanResponse, error)
 	// ListTasks is an owner's work queue: due today, overdue and upcoming,
-	// soonest first.
+	// soonest first; or, with customer_id, one customer's tasks.
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
 	// GetTask returns a task.
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*GetTaskResponse, error)
@@ -299,7 +299,7 @@ type CareServiceServer interface {
 	// PreviewPlan returns the next times a plan would fire for a customer.
 	PreviewPlan(context.Context, *PreviewPlanRequest) (*PreviewPlanResponse, error)
 	// ListTasks is an owner's work queue: due today, overdue and upcoming,
-	// soonest first.
+	// soonest first; or, with customer_id, one customer's tasks.
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	// GetTask returns a task.
 	GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error)
