@@ -34,6 +34,7 @@ func TestREADMEExamples(t *testing.T) {
 		"127.0.0.1:7102", p.grpcAddr("segmentation"),
 		"127.0.0.1:7103", p.grpcAddr("loyalty"),
 		"127.0.0.1:7104", p.grpcAddr("care"),
+		"127.0.0.1:9090", strings.TrimSuffix(strings.TrimPrefix(p.urls["metrics"], "http://"), "/metrics"),
 		"./cmd/rapport/rapport", binary,
 	)
 	fieldInComment := regexp.MustCompile(`(?m)^# .*"field":"([^"]+)"`)
