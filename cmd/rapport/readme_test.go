@@ -36,6 +36,7 @@ func TestREADMEExamples(t *testing.T) {
 		"127.0.0.1:7104", p.grpcAddr("care"),
 		"127.0.0.1:7105", p.grpcAddr("access"),
 		"./data/", p.dataDir+"/",
+		"127.0.0.1:9090", strings.TrimSuffix(strings.TrimPrefix(p.urls["metrics"], "http://"), "/metrics"),
 		"./cmd/rapport/rapport", binary,
 	)
 	fieldInComment := regexp.MustCompile(`(?m)^# .*"field":"([^"]+)"`)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	accessv1 "rapport.dev/gen/go/rapport/access/v1"
@@ -60,6 +62,8 @@ type serveConfig struct {
 	// ServiceSecretFile holds the secret signing service-to-service tokens.
 	ServiceSecretFile string
 	HTTPAddr          string
+	// MetricsAddr is where the process serves /metrics; empty disables it.
+	MetricsAddr string
 	// CareWebhookSecret signs care's automatic messages.
 	CareWebhookSecret string
 	FakeClock         string
@@ -122,6 +126,7 @@ func serve(ctx context.Context, args []string) error {
 	b.String(&cfg.ServiceSecretFile, "service-secret-file", "", "file holding the secret that signs calls between the suite's services; every process of a suite needs the same. Default: <data-dir>/service.secret, created when missing")
 	b.String(&cfg.CareWebhookSecret, "care-webhook-secret", "", "secret signing care's automatic messages (X-Rapport-Signature); empty: message plans' messages are dropped with a warning")
 	b.String(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address of the REST gateway")
+	b.String(&cfg.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "HTTP address of this process's Prometheus /metrics; empty disables it")
 	b.String(&cfg.FakeClock, "fake-clock", "", "for tests: start every component on a fake clock at this RFC 3339 time, moved through /v1/testing/clock")
 	b.String(&cfg.LogFormat, "log-format", "text", "log format: json or text")
 	b.String(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -155,6 +160,28 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 			}
 		}
 	}()
+	var runners []runner
+	// One meter provider for the process, whatever it runs: the components
+	// tell their measurements apart by the rapport.component attribute.
+	var meters *telemetry.Metrics
+	var mp metric.MeterProvider
+	if cfg.MetricsAddr != "" {
+		name := "rapport"
+		if len(cfg.targets) == 1 {
+			name = "rapport-" + cfg.targets[0]
+		}
+		meters, err = telemetry.NewMetrics(telemetry.MetricsOptions{ServiceName: name})
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { meters.Shutdown(context.Background()) })
+		mp = meters.MeterProvider
+		r, err := metricsRunner(cfg.MetricsAddr, meters.Handler, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, r)
+	}
 	tele := map[string]*telemetry.Telemetry{}
 	for _, name := range cfg.targets {
 		t, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "rapport-" + name})
@@ -169,7 +196,6 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		return err
 	}
 	undo = append(undo, sec.close)
-	var runners []runner
 	// register adds the test clock to a service's server when it is fake.
 	register := func(srv *grpcserver.Server) {
 		if f, ok := cfg.clock.(*clock.Fake); ok {
@@ -183,7 +209,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		// Keys are about real time (creation, rate limits), not the
 		// business clock a test moves.
 		svc, err := access.New(access.Config{DataDir: cfg.DataDir, ShutdownGrace: cfg.Grace},
-			access.Deps{Logger: log, TracerProvider: tele[targetAccess].TracerProvider, Clock: clock.Real{}, Auth: sec.verifier(nil)})
+			access.Deps{Logger: log, TracerProvider: tele[targetAccess].TracerProvider, MeterProvider: mp, Clock: clock.Real{}, Auth: sec.verifier(nil)})
 		if err != nil {
 			return err
 		}
@@ -202,7 +228,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	}
 	if cfg.runs(targetProfile) {
 		svc, err := profile.New(profile.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
-			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, Clock: cfg.clock,
+			profile.Deps{Logger: log, TracerProvider: tele[targetProfile].TracerProvider, MeterProvider: mp, Clock: cfg.clock,
 				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetProfile)})
 		if err != nil {
 			return err
@@ -221,7 +247,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	if cfg.runs(targetSegmentation) {
 		svc, err := segmentation.New(segmentation.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.SegmentAddr,
 			ProfileTarget: cfg.ProfileAddr, ShutdownGrace: cfg.Grace},
-			segmentation.Deps{Logger: log, TracerProvider: tele[targetSegmentation].TracerProvider, Clock: cfg.clock,
+			segmentation.Deps{Logger: log, TracerProvider: tele[targetSegmentation].TracerProvider, MeterProvider: mp, Clock: cfg.clock,
 				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetSegmentation)})
 		if err != nil {
 			return err
@@ -246,7 +272,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		}
 		svc, err := loyalty.New(loyalty.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.LoyaltyAddr,
 			ProfileTarget: cfg.ProfileAddr, SegmentationTarget: segTarget, ShutdownGrace: cfg.Grace},
-			loyalty.Deps{Logger: log, TracerProvider: tele[targetLoyalty].TracerProvider, Clock: cfg.clock,
+			loyalty.Deps{Logger: log, TracerProvider: tele[targetLoyalty].TracerProvider, MeterProvider: mp, Clock: cfg.clock,
 				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetLoyalty)})
 		if err != nil {
 			return err
@@ -274,7 +300,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 		svc, err := care.New(care.Config{DataDir: cfg.DataDir, GRPCAddr: cfg.CareAddr, ProfileTarget: cfg.ProfileAddr,
 			SegmentationTarget: optional(cfg.SegmentAddr), LoyaltyTarget: optional(cfg.LoyaltyAddr),
 			WebhookSecret: cfg.CareWebhookSecret, ShutdownGrace: cfg.Grace},
-			care.Deps{Logger: log, TracerProvider: tele[targetCare].TracerProvider, Clock: cfg.clock,
+			care.Deps{Logger: log, TracerProvider: tele[targetCare].TracerProvider, MeterProvider: mp, Clock: cfg.clock,
 				Auth: sec.verifier(sec.keys), Credentials: sec.credentials(targetCare)})
 		if err != nil {
 			return err
@@ -296,7 +322,7 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 			AccessTarget: cfg.AccessAddr, AccessInProcess: accessSrv, RequireKeys: true,
 			TestClock:        cfg.FakeClock != "",
 			ProfileInProcess: profileSrv, SegmentationInProcess: segmentSrv, LoyaltyInProcess: loyaltySrv, CareInProcess: careSrv,
-			Logger: log, TracerProvider: tele[targetGateway].TracerProvider, Clock: cfg.clock,
+			Logger: log, TracerProvider: tele[targetGateway].TracerProvider, MeterProvider: mp, Clock: cfg.clock,
 		})
 		if err != nil {
 			return err
@@ -358,6 +384,9 @@ func runSuite(ctx context.Context, cfg serveConfig, log *slog.Logger, out io.Wri
 	for _, name := range cfg.targets {
 		seq.Add("telemetry "+name, tele[name].Shutdown)
 	}
+	if meters != nil {
+		seq.Add("metrics", meters.Shutdown)
+	}
 	return errors.Join(runErr, seq.Run(2*cfg.Grace, log))
 }
 
@@ -367,6 +396,8 @@ func printURLs(out io.Writer, cfg serveConfig, runners []runner) {
 		switch r.name {
 		case targetGateway:
 			fmt.Fprintf(out, "  %-12s %s   REST; OpenAPI at %s/openapi.json, health at %s/readyz\n", r.name, r.url, r.url, r.url)
+		case metricsRunnerName:
+			fmt.Fprintf(out, "  %-12s %s   Prometheus metrics of this process\n", r.name, r.url)
 		default:
 			fmt.Fprintf(out, "  %-12s %s   gRPC; try: grpcurl -plaintext %s list\n", r.name, r.url, strings.TrimPrefix(r.url, "grpc://"))
 		}
@@ -426,4 +457,34 @@ func (s *security) close() {
 	if s.conn != nil {
 		s.conn.Close()
 	}
+}
+
+// metricsRunnerName names the /metrics server among the runners.
+const metricsRunnerName = "metrics"
+
+// metricsRunner listens on addr and serves the process's metrics on
+// /metrics. It is the first runner, so it stops last: the shutdown of
+// every component can still be scraped.
+func metricsRunner(addr string, h http.Handler, log *slog.Logger) (runner, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return runner{}, fmt.Errorf("metrics: listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return runner{name: metricsRunnerName, url: "http://" + lis.Addr().String() + "/metrics",
+		run: func(ctx context.Context) error {
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(lis) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		}}, nil
 }

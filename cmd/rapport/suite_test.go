@@ -77,6 +77,9 @@ func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	args, dataDir := suiteArgs(args)
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	// /metrics on a free port unless the test names one with the flag:
+	// tests run several processes at once.
+	cmd.Env = append(os.Environ(), "RAPPORT_METRICS_ADDR=127.0.0.1:0")
 	logs := &bytes.Buffer{}
 	cmd.Stderr = logs
 	stdout, err := cmd.StdoutPipe()

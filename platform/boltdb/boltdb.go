@@ -23,10 +23,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"rapport.dev/platform/audit"
+	"rapport.dev/platform/telemetry"
 )
 
 // MetaBucket holds the schema version; every database has it.
@@ -62,6 +65,10 @@ type Options struct {
 	// Logger, TracerProvider: nil means slog.Default() and no tracing.
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider
+	// MeterProvider receives the file's metrics (commit latency, writes
+	// per commit, file size), labelled with Component; nil means none.
+	MeterProvider metric.MeterProvider
+	Component     string
 }
 
 // DB is an open bbolt file with a group committer.
@@ -70,6 +77,8 @@ type DB struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	maxBatch int
+
+	metrics *metrics
 
 	reqs chan *request
 	done chan struct{}
@@ -111,6 +120,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.TracerProvider == nil {
 		opts.TracerProvider = noop.NewTracerProvider()
 	}
+	if opts.MeterProvider == nil {
+		opts.MeterProvider = metricnoop.NewMeterProvider()
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("boltdb: %w", err)
 	}
@@ -133,8 +145,51 @@ func Open(path string, opts Options) (*DB, error) {
 		reqs:     make(chan *request, opts.MaxBatch),
 		done:     make(chan struct{}),
 	}
+	if db.metrics, err = newMetrics(opts.MeterProvider, opts.Component, path); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("boltdb: %s: %w", path, err)
+	}
 	go db.commitLoop()
 	return db, nil
+}
+
+// metrics are the file's instruments.
+type metrics struct {
+	attrs    metric.MeasurementOption
+	duration metric.Float64Histogram
+	batch    metric.Int64Histogram
+	size     metric.Registration
+}
+
+func newMetrics(mp metric.MeterProvider, component, path string) (*metrics, error) {
+	m := &metrics{attrs: metric.WithAttributeSet(attribute.NewSet(telemetry.ComponentKey.String(component)))}
+	meter := mp.Meter("rapport.dev/platform/boltdb")
+	var errs [4]error
+	m.duration, errs[0] = meter.Float64Histogram("rapport.bbolt.commit.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time to commit one group-commit transaction, fsync included."),
+		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
+	m.batch, errs[1] = meter.Int64Histogram("rapport.bbolt.commit.batch_size", metric.WithUnit("{write}"),
+		metric.WithDescription("Writes (Update calls) that shared one committed transaction."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+	size, err := meter.Int64ObservableGauge("rapport.bbolt.file.size", metric.WithUnit("By"),
+		metric.WithDescription("Size of the bbolt file on disk."))
+	errs[2] = err
+	if err == nil {
+		m.size, errs[3] = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			o.ObserveInt64(size, fi.Size(), m.attrs)
+			return nil
+		}, size)
+	}
+	return m, errors.Join(errs[:]...)
+}
+
+func (m *metrics) committed(start time.Time, writes int) {
+	m.duration.Record(context.Background(), time.Since(start).Seconds(), m.attrs)
+	m.batch.Record(context.Background(), int64(writes), m.attrs)
 }
 
 // prepare stamps or migrates the schema and creates the buckets.
@@ -261,6 +316,7 @@ func (e *errItem) Error() string { return e.err.Error() }
 func (db *DB) commit(batch []*request) {
 	pending := batch
 	for len(pending) > 0 {
+		start := time.Now()
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
 			db.scratch = &Scratch{tx: tx, values: map[any]any{}}
 			defer func() { db.scratch = nil }()
@@ -284,6 +340,7 @@ func (db *DB) commit(batch []*request) {
 			continue
 		}
 		if err == nil {
+			db.metrics.committed(start, len(pending))
 			db.lmu.Lock()
 			for _, f := range db.listeners {
 				f()
@@ -383,6 +440,9 @@ func (db *DB) Close() error {
 	close(db.reqs)
 	db.mu.Unlock()
 	<-db.done
+	if db.metrics.size != nil {
+		db.metrics.size.Unregister()
+	}
 	return db.bolt.Close()
 }
 

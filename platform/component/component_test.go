@@ -13,7 +13,7 @@ import (
 
 func TestForFillsDefaultsAndLabelsTheLogger(t *testing.T) {
 	d := component.Deps{}.For("profile")
-	if d.Logger == nil || d.Clock == nil {
+	if d.Logger == nil || d.Clock == nil || d.MeterProvider == nil {
 		t.Fatalf("defaults not filled: %+v", d)
 	}
 	var buf bytes.Buffer

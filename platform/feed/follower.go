@@ -11,12 +11,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/clock"
 	"rapport.dev/platform/telemetry"
 )
 
@@ -47,6 +50,15 @@ type Follower struct {
 	// Logger and TracerProvider: nil means slog.Default() and no tracing.
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider
+	// MeterProvider receives the follower's metrics, labelled with
+	// Component (the following service) and Name: its lag behind the
+	// leader (rapport.feed.lag.events and rapport.feed.lag, in seconds),
+	// the events applied and those set aside. Nil means none.
+	MeterProvider metric.MeterProvider
+	Component     string
+	// Clock measures the lag against the commit times the leader stamps on
+	// its events (the same fake clock in tests); nil means the real clock.
+	Clock clock.Clock
 	// MaxAttempts is how often an event whose handler fails is tried before
 	// it is set aside in the dead-letter bucket so the feed keeps moving;
 	// 0 means 5.
@@ -107,6 +119,12 @@ func (f *Follower) defaults() {
 	if f.TracerProvider == nil {
 		f.TracerProvider = noop.NewTracerProvider()
 	}
+	if f.MeterProvider == nil {
+		f.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if f.Clock == nil {
+		f.Clock = clock.Real{}
+	}
 	if f.MaxAttempts == 0 {
 		f.MaxAttempts = 5
 	}
@@ -125,9 +143,19 @@ func (f *Follower) defaults() {
 // ctx's error.
 func (f *Follower) Run(ctx context.Context) error {
 	f.defaults()
-	tracer := f.TracerProvider.Tracer("rapport.dev/platform/feed")
+	r := &run{tracer: f.TracerProvider.Tracer("rapport.dev/platform/feed"), lag: &lag{}}
+	var err error
+	if r.metrics, err = newFollowerMetrics(f.MeterProvider, f.Component, f.Name); err != nil {
+		f.Logger.WarnContext(ctx, "feed follower not measured", "follower", f.Name, "error", err)
+		r.metrics, _ = newFollowerMetrics(metricnoop.NewMeterProvider(), f.Component, f.Name)
+	}
+	if reg, err := r.metrics.observe(f.MeterProvider, r.lag, f.Clock); err != nil {
+		f.Logger.WarnContext(ctx, "feed follower lag not measured", "follower", f.Name, "error", err)
+	} else {
+		defer reg.Unregister()
+	}
 	for attempt := 0; ; attempt++ {
-		err := f.follow(ctx, tracer)
+		err := f.follow(ctx, r)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -153,12 +181,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// run is what one Run shares across its subscriptions.
+type run struct {
+	tracer  trace.Tracer
+	lag     *lag
+	metrics *followerMetrics
+}
+
 // follow runs one subscription until it breaks.
-func (f *Follower) follow(ctx context.Context, tracer trace.Tracer) error {
+func (f *Follower) follow(ctx context.Context, r *run) error {
 	cursor, err := Cursor(f.DB, f.Name)
 	if err != nil {
 		return err
 	}
+	r.lag.subscribed(cursor)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := f.Source(ctx, cursor)
@@ -171,12 +207,18 @@ func (f *Follower) follow(ctx context.Context, tracer trace.Tracer) error {
 	recvErr := make(chan error, 1)
 	go func() {
 		defer close(events)
+		if h, ok := stream.(header); ok {
+			if seq, at, ok := h.Head(); ok {
+				r.lag.sawHead(seq, at)
+			}
+		}
 		for {
 			ev, err := stream.Recv()
 			if err != nil {
 				recvErr <- err
 				return
 			}
+			r.lag.received(ev)
 			select {
 			case events <- ev:
 			case <-ctx.Done():
@@ -207,9 +249,11 @@ func (f *Follower) follow(ctx context.Context, tracer trace.Tracer) error {
 			}
 			cursor = ev.Sequence
 		}
-		if err := f.applyBatch(ctx, tracer, batch); err != nil {
+		if err := f.applyBatch(ctx, r, batch); err != nil {
 			return err
 		}
+		r.lag.appliedUpTo(cursor)
+		r.metrics.applied.Add(ctx, int64(len(batch)), r.metrics.attrs)
 		if f.Applied != nil {
 			f.Applied(cursor)
 		}
@@ -236,11 +280,11 @@ func (f *Follower) span(ctx context.Context, tracer trace.Tracer, ev *feedv1.Eve
 
 // applyBatch applies a batch in one transaction; if any event fails, it falls
 // back to applying them one at a time so a bad event cannot hold back good ones.
-func (f *Follower) applyBatch(ctx context.Context, tracer trace.Tracer, batch []*feedv1.Event) error {
+func (f *Follower) applyBatch(ctx context.Context, r *run, batch []*feedv1.Event) error {
 	ctxs := make([]context.Context, len(batch))
 	spans := make([]trace.Span, len(batch))
 	for i, ev := range batch {
-		ctxs[i], spans[i] = f.span(ctx, tracer, ev)
+		ctxs[i], spans[i] = f.span(ctx, r.tracer, ev)
 	}
 	defer func() {
 		for _, s := range spans {
@@ -260,7 +304,7 @@ func (f *Follower) applyBatch(ctx context.Context, tracer trace.Tracer, batch []
 		return err
 	}
 	for i, ev := range batch {
-		if err := f.applyOne(ctxs[i], spans[i], ev); err != nil {
+		if err := f.applyOne(ctxs[i], r, spans[i], ev); err != nil {
 			return err
 		}
 	}
@@ -269,7 +313,7 @@ func (f *Follower) applyBatch(ctx context.Context, tracer trace.Tracer, batch []
 
 // applyOne applies one event, retrying; after MaxAttempts it records the
 // event as a dead letter and moves the cursor past it.
-func (f *Follower) applyOne(ctx context.Context, span trace.Span, ev *feedv1.Event) error {
+func (f *Follower) applyOne(ctx context.Context, r *run, span trace.Span, ev *feedv1.Event) error {
 	var lastErr error
 	for attempt := 0; attempt < f.MaxAttempts; attempt++ {
 		if attempt > 0 && !sleep(ctx, f.Backoff(attempt)) {
@@ -291,10 +335,14 @@ func (f *Follower) applyOne(ctx context.Context, span trace.Span, ev *feedv1.Eve
 	span.SetStatus(codes.Error, lastErr.Error())
 	f.Logger.ErrorContext(ctx, "feed event set aside after repeated failures",
 		"follower", f.Name, "sequence", ev.Sequence, "type", ev.Type, "error", lastErr)
-	return f.DB.Update(ctx, func(tx *bolt.Tx) error {
+	err := f.DB.Update(ctx, func(tx *bolt.Tx) error {
 		if err := tx.Bucket(DeadLetterBucket).Put(boltdb.Key(f.Name, boltdb.U64(ev.Sequence)), []byte(lastErr.Error())); err != nil {
 			return err
 		}
 		return tx.Bucket(CursorBucket).Put([]byte(f.Name), boltdb.U64(ev.Sequence))
 	})
+	if err == nil {
+		r.metrics.deadLetters.Add(ctx, 1, r.metrics.attrs)
+	}
+	return err
 }

@@ -19,10 +19,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -202,10 +206,64 @@ func (l *Log) Last() (uint64, error) {
 	return seq, err
 }
 
+// Head metadata: a FollowChanges stream of every tenant (a service
+// following another) starts with response headers naming the newest event
+// at subscription, its sequence and its commit time (RFC 3339), so the
+// follower knows how far behind it is before it has received anything.
+// A single tenant's stream does not get them: they count other tenants'
+// events.
+const (
+	HeadSequenceHeader = "rapport-feed-head-sequence"
+	HeadTimeHeader     = "rapport-feed-head-time"
+)
+
+// head returns the newest event's sequence and commit time (zero when the
+// feed is empty or that event was removed).
+func (l *Log) head() (uint64, time.Time, error) {
+	var seq uint64
+	var at time.Time
+	err := l.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(LogBucket)
+		seq = b.Sequence()
+		if v := b.Get(boltdb.U64(seq)); v != nil {
+			ev := &feedv1.Event{}
+			if err := proto.Unmarshal(v, ev); err != nil {
+				return fmt.Errorf("feed: decode event %d: %w", seq, err)
+			}
+			at = ev.GetTime().AsTime()
+		}
+		return nil
+	})
+	return seq, at, err
+}
+
+// sendHead sends the head metadata on ctx's gRPC server stream; outside
+// one (a test, an in-process reader) there is nowhere to send it.
+func (l *Log) sendHead(ctx context.Context) error {
+	seq, at, err := l.head()
+	if err != nil {
+		return err
+	}
+	md := metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(seq, 10))
+	if !at.IsZero() {
+		md.Set(HeadTimeHeader, at.UTC().Format(time.RFC3339Nano))
+	}
+	// An error means not a gRPC stream, or one already gone, which the
+	// first send notices.
+	_ = grpc.SendHeader(ctx, md)
+	return nil
+}
+
 // Serve sends the events of tenant after sequence after, in order, through
 // send. When it has caught up it returns if wait is false, and otherwise
-// waits for new commits until ctx ends.
+// waits for new commits until ctx ends. A stream of every tenant starts
+// with the head metadata (HeadSequenceHeader).
 func (l *Log) Serve(ctx context.Context, tenant string, after uint64, wait bool, send func(*feedv1.Event) error) error {
+	if tenant == tenancy.All {
+		if err := l.sendHead(ctx); err != nil {
+			return err
+		}
+	}
 	for {
 		// Take the wake channel before reading so a commit between the read
 		// and the wait is not missed.

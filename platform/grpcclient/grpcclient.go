@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -22,6 +23,12 @@ import (
 type Options struct {
 	// TracerProvider traces the client calls; nil means the global provider.
 	TracerProvider trace.TracerProvider
+	// MeterProvider measures the client calls (rpc.client.call.duration);
+	// nil means the global provider.
+	MeterProvider metric.MeterProvider
+	// Component names the calling component in the RPC metrics'
+	// rapport.component attribute.
+	Component string
 	// Extra are appended to the dial options (bufconn dialers in tests).
 	Extra []grpc.DialOption
 	// Credentials, when set, go with every call (a service token, or a
@@ -38,6 +45,12 @@ func Dial(target string, opts Options) (*grpc.ClientConn, error) {
 	otelOpts := []otelgrpc.Option{otelgrpc.WithPropagators(telemetry.Propagator)}
 	if opts.TracerProvider != nil {
 		otelOpts = append(otelOpts, otelgrpc.WithTracerProvider(opts.TracerProvider))
+	}
+	if opts.MeterProvider != nil {
+		otelOpts = append(otelOpts, otelgrpc.WithMeterProvider(opts.MeterProvider))
+	}
+	if opts.Component != "" {
+		otelOpts = append(otelOpts, otelgrpc.WithMetricAttributes(telemetry.ComponentKey.String(opts.Component)))
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

@@ -1,5 +1,5 @@
 // Package grpcserver builds the gRPC server every Rapport service runs:
-// otelgrpc tracing, the standard health service, reflection (so grpcurl works
+// otelgrpc tracing and metrics, the standard health service, reflection (so grpcurl works
 // without proto files), panic recovery, request logging with trace ids, and
 // the tenancy check that puts the caller's tenant in the context.
 package grpcserver
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -32,6 +33,12 @@ type Options struct {
 	Logger *slog.Logger
 	// TracerProvider traces every RPC; nil means the global provider.
 	TracerProvider trace.TracerProvider
+	// MeterProvider measures every RPC (rpc.server.call.duration: rate,
+	// latency and status code); nil means the global provider.
+	MeterProvider metric.MeterProvider
+	// Component names the service in the RPC metrics' rapport.component
+	// attribute.
+	Component string
 	// CrossTenant lists full method names ("/pkg.Service/Method") that accept
 	// the tenancy.All wildcard, for service-to-service feed following.
 	CrossTenant []string
@@ -80,6 +87,12 @@ func New(opts Options) *Server {
 	otelOpts := []otelgrpc.Option{otelgrpc.WithPropagators(telemetry.Propagator)}
 	if opts.TracerProvider != nil {
 		otelOpts = append(otelOpts, otelgrpc.WithTracerProvider(opts.TracerProvider))
+	}
+	if opts.MeterProvider != nil {
+		otelOpts = append(otelOpts, otelgrpc.WithMeterProvider(opts.MeterProvider))
+	}
+	if opts.Component != "" {
+		otelOpts = append(otelOpts, otelgrpc.WithMetricAttributes(telemetry.ComponentKey.String(opts.Component)))
 	}
 	cross := make(map[string]bool, len(opts.CrossTenant))
 	for _, m := range opts.CrossTenant {

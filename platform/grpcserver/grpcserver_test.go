@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -147,6 +150,7 @@ type env struct {
 	spans   *tracetest.SpanRecorder // server side
 	client  trace.TracerProvider
 	cspans  *tracetest.SpanRecorder // client side
+	metrics *sdkmetric.ManualReader // server and client side
 	blocked chan struct{}
 	stopped chan error
 	served  sync.Once
@@ -172,13 +176,17 @@ func start(t *testing.T, inProcess bool) *env {
 		logs:    &records{},
 		spans:   tracetest.NewSpanRecorder(),
 		cspans:  tracetest.NewSpanRecorder(),
+		metrics: sdkmetric.NewManualReader(),
 		blocked: make(chan struct{}, 1),
 		stopped: make(chan error, 1),
 	}
 	e.client = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.cspans))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(e.metrics))
 	e.srv = grpcserver.New(grpcserver.Options{
 		Logger:         slog.New(e.logs),
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans)),
+		MeterProvider:  mp,
+		Component:      "probe",
 		CrossTenant:    []string{mFeedTenant},
 	})
 	e.srv.RegisterService(probeDesc(e.blocked), struct{}{})
@@ -192,6 +200,8 @@ func start(t *testing.T, inProcess bool) *env {
 
 	cc, err := grpcclient.Dial("passthrough:///bufnet", grpcclient.Options{
 		TracerProvider: e.client,
+		MeterProvider:  mp,
+		Component:      "caller",
 		Extra: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return lis.DialContext(ctx)
 		})},
@@ -455,4 +465,61 @@ func TestStopCutsStreamsAtDeadline(t *testing.T) {
 			t.Errorf("stream after Stop: err = %v, want Unavailable: cut by the server", err)
 		}
 	})
+}
+
+// TestRPCMetrics: every call, over either transport, is counted and timed
+// in rpc.server.call.duration with its method, its status code and the
+// component, so a dashboard has rates, latencies and errors per RPC.
+func TestRPCMetrics(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e *env) {
+		ctx := tenancy.WithTenant(context.Background(), "acme")
+		for range 3 {
+			if _, err := e.call(ctx, mTenant); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.call(context.Background(), mTenant); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("call without a tenant: %v", err)
+		}
+		// The server records a call when it ends, after the response is
+		// sent: stopping gracefully waits for that.
+		e.srv.StopTimeout(5 * time.Second)
+		e.waitServed(t)
+
+		server := rpcCounts(t, e.metrics, "rpc.server.call.duration")
+		for code, want := range map[string]uint64{"OK": 3, "INVALID_ARGUMENT": 1} {
+			if got := server["probe "+mTenant[1:]+" "+code]; got != want {
+				t.Errorf("server: %d %s calls of %s, want %d (all: %v)", got, code, mTenant, want, server)
+			}
+		}
+		// The client side is measured on network calls (an in-process
+		// call has no client stats handler).
+		client := rpcCounts(t, e.metrics, "rpc.client.call.duration")
+		if got := client["caller "+mTenant[1:]+" OK"]; got < 3 && e.cc == grpc.ClientConnInterface(e.conn) {
+			t.Errorf("client: %d OK calls of %s, want 3 (all: %v)", got, mTenant, client)
+		}
+	})
+}
+
+// rpcCounts reads the histogram named name and returns its call counts by
+// "component method status".
+func rpcCounts(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]uint64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+				get := func(k string) string { v, _ := dp.Attributes.Value(attribute.Key(k)); return v.Emit() }
+				out[get("rapport.component")+" "+get("rpc.method")+" "+get("rpc.response.status_code")] += dp.Count
+			}
+		}
+	}
+	return out
 }

@@ -1,10 +1,18 @@
-// Package telemetry sets up OpenTelemetry for one Rapport component: a tracer
-// provider whose resource carries service.name, the W3C propagator, and an
-// OTLP/gRPC exporter when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) variable is set. Without it, spans are
-// still created (trace ids appear in logs and on the change feed) but nothing
-// is exported. Sampling follows OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG,
-// parent-based always-on by default.
+// Package telemetry sets up OpenTelemetry for Rapport.
+//
+// Traces, per component: a tracer provider whose resource carries
+// service.name, the W3C propagator, and an OTLP/gRPC exporter when the
+// standard OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+// variable is set. Without it, spans are still created (trace ids appear in
+// logs and on the change feed) but nothing is exported. Sampling follows
+// OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, parent-based always-on by
+// default.
+//
+// Metrics, per process: one meter provider whose Prometheus exporter is
+// served on /metrics (NewMetrics); every measurement names its component
+// with ComponentKey.
+//
+// Logs: slog with the trace id, span id and tenant of the context (NewLogger).
 package telemetry
 
 import (

@@ -137,3 +137,54 @@ func TestLoggerAddsTraceAndTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestSamplingFollowsEnvironment checks the sampler comes from the
+// standard OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG variables,
+// parent-based always-on when they are unset, and that a parent-based
+// sampler keeps whatever the caller decided: a request's spans in every
+// service are sampled alike.
+func TestSamplingFollowsEnvironment(t *testing.T) {
+	parent := func(sampled bool) context.Context {
+		var flags trace.TraceFlags
+		if sampled {
+			flags = trace.FlagsSampled
+		}
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: flags, Remote: true})
+		return trace.ContextWithRemoteSpanContext(context.Background(), sc)
+	}
+	for _, c := range []struct {
+		name, sampler, arg                 string
+		root, underSampled, underUnsampled bool
+	}{
+		{"default", "", "", true, true, false},
+		{"parent-based ratio 0", "parentbased_traceidratio", "0", false, true, false},
+		{"parent-based ratio 1", "parentbased_traceidratio", "1", true, true, false},
+		{"always off", "always_off", "", false, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("OTEL_TRACES_SAMPLER", c.sampler)
+			t.Setenv("OTEL_TRACES_SAMPLER_ARG", c.arg)
+			tel, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "test", Exporter: tracetest.NewInMemoryExporter()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tel.Shutdown(context.Background())
+			tracer := tel.TracerProvider.Tracer("test")
+			for _, s := range []struct {
+				what string
+				ctx  context.Context
+				want bool
+			}{
+				{"a root span", context.Background(), c.root},
+				{"a child of a sampled caller", parent(true), c.underSampled},
+				{"a child of an unsampled caller", parent(false), c.underUnsampled},
+			} {
+				_, span := tracer.Start(s.ctx, "work")
+				if got := span.SpanContext().IsSampled(); got != s.want {
+					t.Errorf("%s: sampled = %v, want %v", s.what, got, s.want)
+				}
+				span.End()
+			}
+		})
+	}
+}

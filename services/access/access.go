@@ -62,7 +62,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	deps = deps.For(Name)
 	opts := Options()
-	opts.Logger, opts.TracerProvider = deps.Logger, deps.TracerProvider
+	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = deps.Logger, deps.TracerProvider, deps.MeterProvider, Name
 	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
 	if err != nil {
 		return nil, err
@@ -86,7 +86,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		verifier = &v
 	}
 	s.server = grpcserver.New(grpcserver.Options{Logger: deps.Logger, TracerProvider: deps.TracerProvider,
-		CrossTenant: CrossTenantMethods, Auth: verifier, Audit: db})
+		MeterProvider: deps.MeterProvider, Component: Name, CrossTenant: CrossTenantMethods, Auth: verifier, Audit: db})
 	accessv1.RegisterAccessServiceServer(s.server, &API{Keys: keys})
 	return s, nil
 }

@@ -14,6 +14,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
@@ -30,6 +33,11 @@ import (
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/telemetry"
 )
+
+// componentName names the gateway in the metrics it records.
+const componentName = "gateway"
+
+var componentAttrs = []attribute.KeyValue{telemetry.ComponentKey.String(componentName)}
 
 const (
 	// DefaultMaxBodyBytes is the request body limit when Options leaves it zero.
@@ -77,6 +85,10 @@ type Options struct {
 	// TracerProvider traces HTTP requests and the backend calls they make;
 	// nil means no tracing.
 	TracerProvider trace.TracerProvider
+	// MeterProvider measures HTTP requests (http.server.request.duration,
+	// by route and status) and the backend calls, labelled
+	// rapport.component=gateway; nil means no metrics.
+	MeterProvider metric.MeterProvider
 	// DialExtra are appended to every backend's dial options (bufconn
 	// dialers in tests).
 	DialExtra []grpc.DialOption
@@ -136,6 +148,9 @@ func (o *Options) Validate() error {
 	}
 	if o.TracerProvider == nil {
 		o.TracerProvider = noop.NewTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = metricnoop.NewMeterProvider()
 	}
 	return nil
 }
@@ -244,6 +259,8 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	for _, b := range backendsOf(opts) {
 		conn, err := grpcclient.Dial(b.target, grpcclient.Options{
 			TracerProvider: opts.TracerProvider,
+			MeterProvider:  opts.MeterProvider,
+			Component:      componentName,
 			Extra:          opts.DialExtra,
 		})
 		if err != nil {
@@ -321,6 +338,8 @@ func (g *Gateway) routes(api http.Handler) http.Handler {
 	})
 	return otelhttp.NewHandler(g.recoverPanic(g.cors(router)), "gateway",
 		otelhttp.WithTracerProvider(g.opts.TracerProvider),
+		otelhttp.WithMeterProvider(g.opts.MeterProvider),
+		otelhttp.WithMetricAttributesFn(func(*http.Request) []attribute.KeyValue { return componentAttrs }),
 		otelhttp.WithPropagators(telemetry.Propagator),
 		otelhttp.WithSpanNameFormatter(initialSpanName),
 	)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -33,6 +34,8 @@ import (
 	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	"rapport.dev/platform/grpcserver"
+	"rapport.dev/platform/telemetry"
+	"rapport.dev/platform/telemetry/metricstest"
 	"rapport.dev/platform/tenancy"
 )
 
@@ -875,6 +878,37 @@ func TestInProcessMatchesNetwork(t *testing.T) {
 			want.header.Del("Date")
 			if fmt.Sprint(got.header) != fmt.Sprint(want.header) {
 				t.Errorf("headers in-process: %v\nnetwork:            %v", got.header, want.header)
+			}
+		})
+	}
+}
+
+// TestMetrics checks that requests are counted and timed by route and
+// status, labelled with the gateway, over both transports.
+func TestMetrics(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			m := metricstest.New(t)
+			f := newFixtureOver(t, tr, Options{MeterProvider: m.Provider})
+			for range 2 {
+				if r := f.do(t, request{method: "GET", path: "/v1/customers/c-1"}); r.status != 200 {
+					t.Fatalf("status %d: %s", r.status, r.body)
+				}
+			}
+			if r := f.do(t, request{method: "GET", path: "/v1/customers/c-1", tenant: "-"}); r.status != 400 {
+				t.Fatalf("without a tenant: status %d: %s", r.status, r.body)
+			}
+			gw := telemetry.ComponentKey.String("gateway")
+			route := attribute.String("http.route", "/v1/customers/{customer_id}")
+			if n, _ := m.Histogram(t, "http.server.request.duration", gw, route, attribute.Int("http.response.status_code", 200)); n != 2 {
+				t.Errorf("%d requests measured as 200 on the route, want 2", n)
+			}
+			if n, _ := m.Histogram(t, "http.server.request.duration", gw, attribute.Int("http.response.status_code", 400)); n != 1 {
+				t.Errorf("%d requests measured as 400, want 1", n)
+			}
+			// Over the network the backend calls are measured on the client side.
+			if n, _ := m.Histogram(t, "rpc.client.call.duration", gw); tr == "network" && n < 2 {
+				t.Errorf("%d backend calls measured, want 2 or more", n)
 			}
 		})
 	}

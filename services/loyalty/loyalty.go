@@ -94,16 +94,21 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	deps = deps.For(Name)
 	log := deps.Logger
 	opts := store.Options()
-	opts.Logger, opts.TracerProvider = log, deps.TracerProvider
+	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = log, deps.TracerProvider, deps.MeterProvider, Name
 	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
 	if err != nil {
 		return nil, err
 	}
 	feedLog := feed.NewLog(db, deps.Clock)
 	st := store.New(db, feedLog, deps.Clock, log)
+	if err := st.Instrument(deps.MeterProvider); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st}
 	dial := func(target string) (*grpc.ClientConn, error) {
-		cc, err := grpcclient.Dial(target, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra, Credentials: deps.Credentials})
+		cc, err := grpcclient.Dial(target, grpcclient.Options{TracerProvider: deps.TracerProvider,
+			MeterProvider: deps.MeterProvider, Component: Name, Extra: cfg.DialExtra, Credentials: deps.Credentials})
 		if err == nil {
 			s.conns = append(s.conns, cc)
 		}
@@ -117,7 +122,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	follow := func(name string, handle func(context.Context, *bolt.Tx, *feedv1.Event) error,
 		source func(ctx context.Context, after uint64) (feed.Stream, error)) {
 		s.followers = append(s.followers, &feed.Follower{Name: name, DB: db, Handle: handle, Source: source,
-			Logger: log, TracerProvider: deps.TracerProvider})
+			Logger: log, TracerProvider: deps.TracerProvider, MeterProvider: deps.MeterProvider, Component: Name, Clock: deps.Clock})
 	}
 	profiles := profilev1.NewProfileServiceClient(pc)
 	follow("profile", st.ApplyProfileEvent, func(ctx context.Context, after uint64) (feed.Stream, error) {
@@ -138,7 +143,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		})
 		apiServer.SegmentMembers = api.SegmentMembersOf(segments)
 	}
-	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods,
+	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider,
+		MeterProvider: deps.MeterProvider, Component: Name, CrossTenant: api.CrossTenantMethods,
 		Auth: deps.Auth, Audit: db})
 	loyaltyv1.RegisterLoyaltyServiceServer(s.server, apiServer)
 	return s, nil

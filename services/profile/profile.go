@@ -80,7 +80,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	deps = deps.For(Name)
 	log := deps.Logger
 	opts := store.Options()
-	opts.Logger, opts.TracerProvider = log, deps.TracerProvider
+	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = log, deps.TracerProvider, deps.MeterProvider, Name
 	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
 	if err != nil {
 		return nil, err
@@ -91,6 +91,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	srv := grpcserver.New(grpcserver.Options{
 		Logger:         log,
 		TracerProvider: deps.TracerProvider,
+		MeterProvider:  deps.MeterProvider,
+		Component:      Name,
 		CrossTenant:    api.CrossTenantMethods,
 		Auth:           deps.Auth,
 		Audit:          db,

@@ -100,18 +100,22 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	deps = deps.For(Name)
 	log := deps.Logger
 	opts := store.Options()
-	opts.Logger, opts.TracerProvider = log, deps.TracerProvider
+	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = log, deps.TracerProvider, deps.MeterProvider, Name
 	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
 	if err != nil {
 		return nil, err
 	}
 	feedLog := feed.NewLog(db, deps.Clock)
 	st, err := store.New(db, feedLog, deps.Clock, log)
+	if err == nil {
+		err = st.Instrument(deps.MeterProvider)
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	conn, err := grpcclient.Dial(cfg.ProfileTarget, grpcclient.Options{TracerProvider: deps.TracerProvider, Extra: cfg.DialExtra, Credentials: deps.Credentials})
+	conn, err := grpcclient.Dial(cfg.ProfileTarget, grpcclient.Options{TracerProvider: deps.TracerProvider,
+		MeterProvider: deps.MeterProvider, Component: Name, Extra: cfg.DialExtra, Credentials: deps.Credentials})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -139,8 +143,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Applied:        applied.set,
 		Logger:         log,
 		TracerProvider: deps.TracerProvider,
+		MeterProvider:  deps.MeterProvider,
+		Component:      Name,
+		Clock:          deps.Clock,
 	}
-	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider, CrossTenant: api.CrossTenantMethods,
+	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider,
+		MeterProvider: deps.MeterProvider, Component: Name, CrossTenant: api.CrossTenantMethods,
 		Auth: deps.Auth, Audit: db})
 	a := api.New(st, feedLog, log)
 	a.CaughtUp = func(ctx context.Context) error { return caughtUp(ctx, profiles, applied) }

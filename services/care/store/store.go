@@ -62,6 +62,8 @@ type Store struct {
 	// earlier timer.
 	timerWake chan struct{}
 	zones     sync.Map // time zone name -> *time.Location
+	// metrics is nil until Instrument.
+	metrics *metrics
 }
 
 // New returns a store over an open care.db and its feed.
@@ -480,8 +482,9 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 	for {
 		var next time.Time
 		fired := 0
+		var firedTimers []firedTimer
 		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-			fired = 0
+			fired, firedTimers = 0, firedTimers[:0]
 			for fired < fireBatch {
 				po, pAt, pNext, err := firstDue(btx, planTimers, now)
 				if err != nil {
@@ -496,6 +499,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 					next = earliest(pNext, tNext)
 					return nil
 				case po != nil && (to == nil || !tAt.Before(pAt)):
+					firedTimers = append(firedTimers, firedTimer{plan: true, due: pAt})
 					if err := s.firePlan(ctx, btx, po, now); err != nil {
 						return err
 					}
@@ -503,6 +507,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 						return fmt.Errorf("store: plan timer %q did not move from %v", po, w)
 					}
 				default:
+					firedTimers = append(firedTimers, firedTimer{due: tAt})
 					if err := s.fireTask(ctx, btx, to, now); err != nil {
 						return err
 					}
@@ -517,6 +522,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 		if err != nil {
 			return total, time.Time{}, err
 		}
+		s.metrics.timersFired(ctx, firedTimers, now)
 		total += fired
 		if fired < fireBatch {
 			return total, next, nil

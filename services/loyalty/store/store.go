@@ -40,6 +40,8 @@ type Store struct {
 	log   *slog.Logger
 	// timerWake is signalled when a timer earlier than any before may exist.
 	timerWake chan struct{}
+	// metrics is nil until Instrument.
+	metrics *metrics
 }
 
 // New returns a store over an open loyalty.db and its feed.
@@ -501,7 +503,9 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 	for {
 		var next time.Time
 		fired := 0
+		var dues []time.Time
 		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+			dues = dues[:0]
 			owners, n, err := memberTimers.Due(btx, now, fireBatch)
 			if err != nil {
 				return err
@@ -526,6 +530,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 				if err != nil {
 					return err
 				}
+				dues = append(dues, memberTimers.When(btx, o))
 				if _, err := memberTimers.Schedule(btx, o, time.Time{}); err != nil {
 					return err
 				}
@@ -545,6 +550,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 		if err != nil {
 			return total, time.Time{}, err
 		}
+		s.metrics.timersFired(ctx, dues, now)
 		total += fired
 		if fired < fireBatch {
 			return total, next, nil
@@ -616,9 +622,10 @@ type Difference struct {
 // Reconcile replays every member's ledger of a programme, recomputing each
 // entry's effect, and compares the outcome with the stored account; it
 // also checks every idempotency key names an existing entry.
-func (s *Store) Reconcile(ctx context.Context, tenant, program string) (*Reconciliation, error) {
-	out := &Reconciliation{}
-	err := s.db.View(func(btx *bolt.Tx) error {
+func (s *Store) Reconcile(ctx context.Context, tenant, program string) (out *Reconciliation, err error) {
+	defer func() { s.metrics.reconciled(ctx, tenant, program, out, err) }()
+	out = &Reconciliation{}
+	err = s.db.View(func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant, program: program}
 		if _, err := t.loadProgram(); err != nil {
 			return err

@@ -407,6 +407,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 			rep.Customers++
 		}
 	}
+	s.metrics.evaluated(ctx, scopeTenant, start)
 	return rep, nil
 }
 

@@ -38,6 +38,7 @@ func same(r *segmentRecord, in SegmentInput) bool {
 // evaluateAll re-evaluates every customer of the tenant (after a rule was
 // created or changed). It runs in the caller's transaction.
 func (s *Store) evaluateAll(ctx context.Context, t tx, segs []segmentRecord, now time.Time, reason string) error {
+	defer s.metrics.evaluated(ctx, scopeTenant, time.Now())
 	var customers []string
 	prefix := boltdb.Prefix(t.tenant)
 	c := t.b(bucketProfiles).Cursor()

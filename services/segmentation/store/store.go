@@ -49,6 +49,8 @@ type Store struct {
 	// one fit run at a time.
 	fitWake chan struct{}
 	fitSem  chan struct{}
+	// metrics is nil until Instrument.
+	metrics *metrics
 }
 
 // New returns a store over an open segmentation.db and its feed.
@@ -321,6 +323,7 @@ func (s *Store) reevaluate(ctx context.Context, t tx, segs []segmentRecord, cust
 	if _, err := t.profile(customer); err != nil {
 		return nil // not (or no longer) a customer: nothing to evaluate
 	}
+	start := time.Now()
 	var in domain.RuleInput
 	loaded := false
 	var next time.Time
@@ -355,6 +358,9 @@ func (s *Store) reevaluate(ctx context.Context, t tx, segs []segmentRecord, cust
 		if nc := r.NextChange(in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
 			next = nc
 		}
+	}
+	if loaded {
+		s.metrics.evaluated(ctx, scopeCustomer, start)
 	}
 	return s.schedule(t, customer, next)
 }

@@ -24,8 +24,9 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 	for {
 		fired := 0
 		var next time.Time
+		var dues []time.Time
 		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-			fired, next = 0, time.Time{}
+			fired, next, dues = 0, time.Time{}, dues[:0]
 			type due struct{ key []byte }
 			var batch [][]byte
 			c := btx.Bucket(bucketTimers).Cursor()
@@ -38,6 +39,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 					break
 				}
 				batch = append(batch, boltdb.Copy(k))
+				dues = append(dues, at)
 			}
 			segsOf := map[string][]segmentRecord{}
 			sizesOf := map[string][]int64{}
@@ -78,6 +80,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 		if err != nil {
 			return total, time.Time{}, err
 		}
+		s.metrics.timersFired(ctx, dues, now)
 		total += fired
 		if fired < fireBatch {
 			if next.IsZero() {
