@@ -359,9 +359,11 @@ func TestPanicBecomesInternalAndServerKeepsServing(t *testing.T) {
 				t.Errorf("%s: panic not logged", tc.m)
 			}
 			// Logging is outside recovery, so it records the status recovery made.
-			rec, ok := e.logs.find("rpc", map[string]string{"method": tc.m, "code": "Internal"})
+			// It names the call's tenant too, which the tenant interceptor
+			// inside it settled on.
+			rec, ok := e.logs.find("rpc", map[string]string{"method": tc.m, "code": "Internal", "tenant": "acme"})
 			if !ok || rec.Level != slog.LevelError {
-				t.Errorf("%s: no error-level rpc log with code Internal (found %v)", tc.m, ok)
+				t.Errorf("%s: no error-level rpc log with code Internal and tenant acme (found %v)", tc.m, ok)
 			}
 		}
 		if got, err := e.call(ctx, mTenant); err != nil || got != "acme" {

@@ -49,11 +49,25 @@ func (ic interceptors) tenantContext(ctx context.Context, method string) (contex
 }
 
 func (ic interceptors) unaryTenant(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := ic.tenantContext(ctx, info.FullMethod)
+	tctx, err := ic.tenantContext(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
-	return handler(ctx, req)
+	noteTenant(ctx, tctx)
+	return handler(tctx, req)
+}
+
+// callTenant carries the tenant the tenant interceptor settled on out to the
+// log interceptor, which runs outside it, so the call's log line names it.
+type callTenant struct{ tenant string }
+
+type callTenantKey struct{}
+
+// noteTenant records the tenant of tctx in the holder ctx carries.
+func noteTenant(ctx, tctx context.Context) {
+	if h, ok := ctx.Value(callTenantKey{}).(*callTenant); ok {
+		h.tenant, _ = tenancy.FromContext(tctx)
+	}
 }
 
 func (ic interceptors) streamTenant(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -61,6 +75,7 @@ func (ic interceptors) streamTenant(srv any, ss grpc.ServerStream, info *grpc.St
 	if err != nil {
 		return err
 	}
+	noteTenant(ss.Context(), ctx)
 	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
 }
 
@@ -108,6 +123,11 @@ func (ic interceptors) logCall(ctx context.Context, method string, start time.Ti
 		return
 	}
 	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+	if _, err := tenancy.FromContext(ctx); err != nil { // else telemetry's logger adds it
+		if h, ok := ctx.Value(callTenantKey{}).(*callTenant); ok && h.tenant != "" {
+			attrs = append(attrs, "tenant", h.tenant)
+		}
+	}
 	if err != nil {
 		attrs = append(attrs, "error", status.Convert(err).Message())
 	}
@@ -116,6 +136,7 @@ func (ic interceptors) logCall(ctx context.Context, method string, start time.Ti
 
 func (ic interceptors) unaryLog(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	ctx = context.WithValue(ctx, callTenantKey{}, &callTenant{})
 	resp, err := handler(ctx, req)
 	ic.logCall(ctx, info.FullMethod, start, err)
 	return resp, err
@@ -123,7 +144,8 @@ func (ic interceptors) unaryLog(ctx context.Context, req any, info *grpc.UnarySe
 
 func (ic interceptors) streamLog(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
-	err := handler(srv, ss)
-	ic.logCall(ss.Context(), info.FullMethod, start, err)
+	ctx := context.WithValue(ss.Context(), callTenantKey{}, &callTenant{})
+	err := handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	ic.logCall(ctx, info.FullMethod, start, err)
 	return err
 }
