@@ -13,8 +13,6 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/resource"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 )
 
 // ComponentKey is the attribute every Rapport measurement carries to name
@@ -61,15 +59,9 @@ type MetricsOptions struct {
 // exporter on a registry of its own (not the global one: tests start
 // several in one process), plus the Go runtime and process collectors.
 func NewMetrics(opts MetricsOptions) (*Metrics, error) {
-	if opts.ServiceName == "" {
-		return nil, errors.New("telemetry: service name is required")
-	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		semconv.ServiceName(opts.ServiceName),
-		semconv.ServiceVersion(opts.ServiceVersion),
-	))
+	res, err := resourceOf(opts.ServiceName, opts.ServiceVersion)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: resource: %w", err)
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	if err := errors.Join(

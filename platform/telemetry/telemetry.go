@@ -52,15 +52,9 @@ type Options struct {
 
 // Setup creates the tracer provider of one component.
 func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
-	if opts.ServiceName == "" {
-		return nil, errors.New("telemetry: service name is required")
-	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		semconv.ServiceName(opts.ServiceName),
-		semconv.ServiceVersion(opts.ServiceVersion),
-	))
+	res, err := resourceOf(opts.ServiceName, opts.ServiceVersion)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: resource: %w", err)
+		return nil, err
 	}
 	exp := opts.Exporter
 	if exp == nil && (os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
@@ -83,4 +77,19 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	return t.shutdown(ctx)
+}
+
+// resourceOf describes the process to telemetry backends.
+func resourceOf(name, version string) (*resource.Resource, error) {
+	if name == "" {
+		return nil, errors.New("telemetry: service name is required")
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		semconv.ServiceName(name),
+		semconv.ServiceVersion(version),
+	))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	return res, nil
 }
