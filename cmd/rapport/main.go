@@ -3,7 +3,8 @@
 // the gateway in one process (each service on its own gRPC listener, talking
 // to the others over gRPC), `--target=profile` or `--target=gateway` runs
 // one. `rapport import` bulk-loads purchase histories through the gRPC API;
-// `rapport load` and `rapport bench` measure the suite.
+// `rapport load` and `rapport bench` measure the suite; `rapport chaos`
+// kills its processes under load and checks that nothing was lost.
 package main
 
 import (
@@ -29,6 +30,7 @@ usage:
                            measure segmentation freshness and full re-evaluation (BENCHMARKS-SEGMENTATION.md)
   rapport bench care [flags]
                            measure the care scheduler over 1,000,000 pending timers (BENCHMARKS-CARE.md)
+  rapport chaos  [flags]   run the suite as processes under load, kill them at random, check nothing was lost (CHAOS.md)
   rapport help COMMAND     show a command's flags
 `
 
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string) error {
 		return loadCmd(ctx, rest)
 	case "bench":
 		return benchCmd(ctx, rest)
+	case "chaos":
+		return chaosCmd(ctx, rest)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
