@@ -841,7 +841,7 @@ func (v *chaosVerifier) settle(ctx context.Context, timeout time.Duration, logf 
 			var names []string
 			for _, c := range checks {
 				if c.Failures > 0 && c.Name != checkReads {
-					names = append(names, fmt.Sprintf("%q (%d)", c.Name, c.Failures))
+					names = append(names, fmt.Sprintf("%q (%d, e.g. %s)", c.Name, c.Failures, c.Details[0]))
 				}
 			}
 			logf("check pass %d: not (yet) holding: %s", pass, strings.Join(names, ", "))

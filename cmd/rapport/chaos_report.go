@@ -74,10 +74,14 @@ func (r *chaosReport) markdown() string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Chaos run\n\n")
 	p("```\n%s\n```\n\n", r.cfg.command)
+	rate := "as fast as they went"
+	if r.cfg.Rate > 0 {
+		rate = fmt.Sprintf("at most %d operations/s", r.cfg.Rate)
+	}
 	p("Started %s. The load ran for %s; its last calls were answered %s later; the checks held after %s more; %s in all. "+
-		"Seed %d, %d workers, tenant %q authenticated by the %s. %d customers imported.\n\n",
+		"Seed %d (it fixes the load's and the killer's choices, not their timing), %d workers %s, tenant %q authenticated by the %s. %d customers imported.\n\n",
 		r.started.UTC().Format(time.RFC3339), r.loadEnded.Sub(r.started).Round(time.Second), roundDuration(r.drained),
-		roundDuration(r.settled), r.ended.Sub(r.started).Round(time.Second), r.cfg.Seed, r.cfg.Concurrency, chaosTenant, r.auth, r.customers)
+		roundDuration(r.settled), r.ended.Sub(r.started).Round(time.Second), r.cfg.Seed, r.cfg.Concurrency, rate, chaosTenant, r.auth, r.customers)
 
 	p("## What it did\n\n")
 	p("Every process of the suite ran on its own (`rapport serve --target=X`), over one data dir. ")
