@@ -60,7 +60,6 @@ var chaosOpOrder = []string{opImportCustomers, opImportConsent, opImportEnrol, o
 type chaosModel struct {
 	mu        sync.Mutex
 	customers []*chaosCustomer
-	byID      map[string]*chaosCustomer
 	// created are the customers whose creation was acknowledged.
 	created map[string]bool
 	// next numbers new customers and client ids.
@@ -124,7 +123,7 @@ type chaosRedeem struct {
 }
 
 func newChaosModel() *chaosModel {
-	return &chaosModel{byID: map[string]*chaosCustomer{}, created: map[string]bool{}, completions: map[string]chaosCompletion{},
+	return &chaosModel{created: map[string]bool{}, completions: map[string]chaosCompletion{},
 		redeems: map[string]chaosRedeem{}, rewards: map[string]chaosRedeem{}, inDoubt: map[string]bool{}}
 }
 
@@ -421,7 +420,6 @@ func (l *chaosLoad) importBatch(ctx context.Context, rng *rand.Rand) {
 	}
 	for _, c := range ready {
 		l.m.customers = append(l.m.customers, c)
-		l.m.byID[c.id] = c
 	}
 }
 
