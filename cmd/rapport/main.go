@@ -3,7 +3,8 @@
 // the gateway in one process (each service on its own gRPC listener, talking
 // to the others over gRPC), `--target=profile` or `--target=gateway` runs
 // one. `rapport import` bulk-loads purchase histories through the gRPC API;
-// `rapport load` and `rapport bench` measure the suite.
+// `rapport load` and `rapport bench` measure the suite; `rapport chaos`
+// kills its processes under load and checks that nothing was lost.
 package main
 
 import (
@@ -33,6 +34,7 @@ usage:
                            manage API keys (the operator key is in <data-dir>/operator.key)
   rapport health --grpc HOST:PORT | --http URL
                            check a running component (exit 0 when SERVING / 2xx), for containers without a shell
+  rapport chaos  [flags]   run the suite as processes under load, kill them at random, check nothing was lost (CHAOS.md)
   rapport help COMMAND     show a command's flags
 `
 
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string) error {
 		return keysCmd(ctx, rest)
 	case "health":
 		return healthCmd(ctx, rest)
+	case "chaos":
+		return chaosCmd(ctx, rest)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

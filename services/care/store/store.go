@@ -500,11 +500,21 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 					return nil
 				case po != nil && (to == nil || !tAt.Before(pAt)):
 					firedTimers = append(firedTimers, firedTimer{plan: true, due: pAt})
+					// A timer may rightly stay where it was: the schedule's
+					// next occurrence can be due at the same instant (two
+					// purchases on one day). Progress is the occurrence
+					// that fired leaving the head of the schedule.
+					head, err := planHead(btx, po)
+					if err != nil {
+						return err
+					}
 					if err := s.firePlan(ctx, btx, po, now); err != nil {
 						return err
 					}
 					if w := planTimers.When(btx, po); !w.IsZero() && !w.After(now) && w.Equal(pAt) {
-						return fmt.Errorf("store: plan timer %q did not move from %v", po, w)
+						if after, err := planHead(btx, po); err != nil || after == head {
+							return fmt.Errorf("store: plan timer %q did not move from %v (%v)", po, w, err)
+						}
 					}
 				default:
 					firedTimers = append(firedTimers, firedTimer{due: tAt})
@@ -541,6 +551,20 @@ func firstDue(btx *bolt.Tx, set interface {
 		return nil, time.Time{}, next, err
 	}
 	return owners[0], set.When(btx, owners[0]), time.Time{}, nil
+}
+
+// planHead returns the key and instant of the first pending occurrence of
+// the schedule a plan timer belongs to, "" when there is none.
+func planHead(btx *bolt.Tx, owner []byte) (string, error) {
+	parts := bytes.SplitN(owner, []byte{boltdb.Sep}, 3)
+	if len(parts) != 3 {
+		return "", fmt.Errorf("store: malformed plan timer owner %q", owner)
+	}
+	sc, err := tx{Tx: btx, tenant: string(parts[0])}.schedule(string(parts[1]), string(parts[2]))
+	if err != nil || sc == nil || len(sc.Pending) == 0 {
+		return "", err
+	}
+	return sc.Pending[0].Key + "@" + sc.Pending[0].At.Format(time.RFC3339Nano), nil
 }
 
 // firePlan fires the earliest occurrence of a plan's schedule for a customer.

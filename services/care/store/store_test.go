@@ -67,6 +67,43 @@ func TestSurveyDueDaysAfterPurchaseAtLocalHourInWorkingHours(t *testing.T) {
 	}
 }
 
+// Two purchases on one local day plan their surveys for the same instant:
+// once the first fires, the customer's plan timer stays at that instant
+// for the second, which must fire too, and must not stop the scheduler
+// for everyone else.
+func TestSurveysOfTwoPurchasesOnOneDayBothFire(t *testing.T) {
+	e := newEnv(t)
+	e.plan(domain.Plan{Target: allCustomers, Survey: &domain.Survey{DaysAfterPurchase: 1}, At: domain.Clock{Hour: 10}})
+	e.customer(&profilev1.Customer{CustomerId: "c1", TimeZone: "Asia/Shanghai"})
+	e.customer(&profilev1.Customer{CustomerId: "c2", TimeZone: "Asia/Shanghai"})
+	e.purchase("c1", "p1", local(shanghai, 2026, 3, 2, 11, 0))
+	e.purchase("c1", "p2", local(shanghai, 2026, 3, 2, 15, 0))
+	e.purchase("c2", "p3", local(shanghai, 2026, 3, 2, 16, 0))
+
+	due := local(shanghai, 2026, 3, 3, 10, 0)
+	if n := e.fire(due); n != 3 {
+		t.Fatalf("fired %d, want 3", n)
+	}
+	want := map[string]bool{
+		store.TaskID("plan-1", "c1", "profile:event:p1"): true,
+		store.TaskID("plan-1", "c1", "profile:event:p2"): true,
+		store.TaskID("plan-1", "c2", "profile:event:p3"): true,
+	}
+	tasks := e.tasks()
+	for _, task := range tasks {
+		if !want[task.ID] || task.State != domain.TaskDue || !task.Due.Equal(due) {
+			t.Errorf("task %+v", task)
+		}
+		delete(want, task.ID)
+	}
+	if len(want) != 0 || len(tasks) != 3 {
+		t.Fatalf("%d tasks, missing %v", len(tasks), want)
+	}
+	if n := e.fire(due.Add(day)); n != 0 {
+		t.Fatalf("fired %d again a day later", n)
+	}
+}
+
 func TestComplaintEscalatesExactlyWhenSLAPasses(t *testing.T) {
 	e := newEnv(t)
 	if err := e.st.SetManager(ctx, tenant, "alice", "bob"); err != nil {
