@@ -230,20 +230,6 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 	} else if err := emptyLoadDir(dir); err != nil {
 		return rep, err
 	}
-	rep = loadtest.Report{
-		Machine: loadtest.ThisMachine(),
-		Settings: []loadtest.Setting{
-			{Name: "duration", Value: cfg.Duration.String()},
-			{Name: "warm-up", Value: cfg.Warmup.String()},
-			{Name: "concurrency", Value: strconv.Itoa(cfg.Concurrency)},
-			{Name: "batch callers", Value: strconv.Itoa(cfg.BatchCallers)},
-			{Name: "customers", Value: strconv.Itoa(cfg.Customers)},
-			{Name: "targets", Value: cfg.Targets},
-			{Name: "baseline keys", Value: cfg.BaselineKeys},
-			{Name: "data dir", Value: dir},
-		},
-	}
-
 	// API keys need the access service.
 	targets := cfg.Targets
 	if targets != targetAll && !slices.Contains(strings.Split(targets, ","), targetAccess) {
@@ -252,6 +238,20 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 	if cfg.runs(loadPhaseEarn) && !slices.Contains(strings.Split(targets, ","), targetLoyalty) && targets != targetAll {
 		targets += "," + targetLoyalty
 	}
+	rep = loadtest.Report{
+		Machine: loadtest.ThisMachine(),
+		Settings: []loadtest.Setting{
+			{Name: "duration", Value: cfg.Duration.String()},
+			{Name: "warm-up", Value: cfg.Warmup.String()},
+			{Name: "concurrency", Value: strconv.Itoa(cfg.Concurrency)},
+			{Name: "batch callers", Value: strconv.Itoa(cfg.BatchCallers)},
+			{Name: "customers", Value: strconv.Itoa(cfg.Customers)},
+			{Name: "targets", Value: targets},
+			{Name: "baseline keys", Value: cfg.BaselineKeys},
+			{Name: "data dir", Value: dir},
+		},
+	}
+
 	s, err := startLoadSuite(ctx, targets, dir, log)
 	if err != nil {
 		return rep, err

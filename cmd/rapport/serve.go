@@ -402,6 +402,10 @@ func printURLs(out io.Writer, cfg serveConfig, runners []runner) {
 			fmt.Fprintf(out, "  %-12s %s   gRPC; try: grpcurl -plaintext %s list\n", r.name, r.url, strings.TrimPrefix(r.url, "grpc://"))
 		}
 	}
+	if cfg.runs(targetAccess) {
+		fmt.Fprintf(out, "API keys: the operator key is in %s; make a tenant's key with\n  rapport keys create --data-dir %s --access-addr %s --tenant demo --scopes admin\n",
+			filepath.Join(cfg.DataDir, access.OperatorKeyFile), cfg.DataDir, cfg.AccessAddr)
+	}
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 }
 
