@@ -263,8 +263,18 @@ func TestSecurity(t *testing.T) {
 		}
 		// Key management is audited by the access service: acme's revocation above.
 		keyEvents := acme.must("GET", "/v1/audit/access", nil, 200)["auditEvents"].([]any)
-		if len(keyEvents) == 0 || !strings.HasSuffix(keyEvents[0].(map[string]any)["method"].(string), "/RevokeApiKey") {
-			t.Errorf("access audit log of acme: %v; want the revocation", keyEvents)
+		// and, filed under acme, the keys the operator made for it.
+		revoked, byOperator := false, false
+		for _, e := range keyEvents {
+			e := e.(map[string]any)
+			revoked = revoked || (e["actor"] == "key:"+id && strings.HasSuffix(e["method"].(string), "/RevokeApiKey"))
+			byOperator = byOperator || (e["actor"] == "key:operator" && strings.HasSuffix(e["method"].(string), "/CreateApiKey"))
+			if e["tenant"] != "acme" {
+				t.Errorf("acme's access audit log shows %v", e)
+			}
+		}
+		if !revoked || !byOperator {
+			t.Errorf("access audit log of acme: %v; want acme's revocation and the operator's key creations", keyEvents)
 		}
 		// The log is an admin's: a key without the scope cannot read it.
 		_, reader := newKey("acme", 1e6, "customers:read")

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	accessv1 "rapport.dev/gen/go/rapport/access/v1"
+	"rapport.dev/platform/audit"
 	"rapport.dev/platform/auth"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/tenancy"
@@ -82,6 +83,7 @@ func (a *API) CreateApiKey(ctx context.Context, req *accessv1.CreateApiKeyReques
 	if err != nil {
 		return nil, err
 	}
+	forTenant(ctx, tenant)
 	rate, burst := req.RateLimit, req.Burst
 	if rate == 0 {
 		rate = DefaultRateLimit
@@ -125,6 +127,9 @@ func (a *API) RevokeApiKey(ctx context.Context, req *accessv1.RevokeApiKeyReques
 	if k, ok := a.Keys.Get(req.KeyId); !ok || (p.Tenant != tenancy.All && k.Tenant != p.Tenant) {
 		return nil, status.Errorf(codes.NotFound, "key %q not found", req.KeyId)
 	}
+	if k, _ := a.Keys.Get(req.KeyId); k != nil {
+		forTenant(ctx, k.Tenant)
+	}
 	key, err := a.Keys.Revoke(ctx, req.KeyId, p.Actor())
 	if err != nil {
 		return nil, err
@@ -139,4 +144,13 @@ func (a *API) Authenticate(_ context.Context, req *accessv1.AuthenticateRequest)
 		return nil, err
 	}
 	return &accessv1.AuthenticateResponse{ApiKey: key}, nil
+}
+
+// forTenant files the call's audit entry under the tenant whose keys it
+// changes: the operator's changes to a tenant's keys are in that tenant's
+// audit log, not under "*" where no tenant can read them.
+func forTenant(ctx context.Context, tenant string) {
+	if rec := audit.FromContext(ctx); rec != nil {
+		rec.Tenant = tenant
+	}
 }
