@@ -188,3 +188,34 @@ func TestSamplingFollowsEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// TestNoExporterRecordsNoSpans: with nothing to export to, root spans are
+// not recorded, yet they still carry trace ids for the logs and the feed; a
+// sampled caller is still followed, and an explicit sampler still rules.
+func TestNoExporterRecordsNoSpans(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	for _, c := range []struct {
+		sampler string
+		root    bool
+	}{{"", false}, {"always_on", true}} {
+		t.Setenv("OTEL_TRACES_SAMPLER", c.sampler)
+		tel, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "work")
+		if span.IsRecording() != c.root || !span.SpanContext().HasTraceID() {
+			t.Errorf("sampler %q: recording %v, trace id %v; want recording %v and a trace id", c.sampler,
+				span.IsRecording(), span.SpanContext().TraceID(), c.root)
+		}
+		span.End()
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true})
+		_, child := tel.TracerProvider.Tracer("test").Start(trace.ContextWithRemoteSpanContext(context.Background(), sc), "work")
+		if !child.IsRecording() {
+			t.Errorf("sampler %q: the child of a sampled caller is not recorded", c.sampler)
+		}
+		child.End()
+		tel.Shutdown(context.Background())
+	}
+}
