@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -76,6 +77,17 @@ func (v *Violations) Merge(prefix string, err error) {
 			f = prefix + "." + f
 		}
 		v.list = append(v.list, Violation{Field: f, Description: x.Description})
+	}
+}
+
+// Text records a violation on field when s is blank but required, or
+// longer than max characters.
+func (v *Violations) Text(field, s string, max int, required bool) {
+	switch {
+	case required && strings.TrimSpace(s) == "":
+		v.Add(field, "is required")
+	case utf8.RuneCountInString(s) > max:
+		v.Add(field, "must be at most %d characters", max)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"rapport.dev/platform/fault"
@@ -101,5 +102,20 @@ func TestSentinelsAreDistinct(t *testing.T) {
 				t.Errorf("errors.Is(wrapped %v, %v) = %v", a, b, i != j)
 			}
 		}
+	}
+}
+
+func TestViolationsText(t *testing.T) {
+	var v fault.Violations
+	v.Text("reason", "  ", 10, true)
+	v.Text("note", "", 10, false)
+	v.Text("name", "五个字太长了吗", 5, false)
+	v.Text("title", "五个字", 3, true)
+	got := map[string]string{}
+	for _, x := range violations(t, v.Err()) {
+		got[x.Field] = x.Description
+	}
+	if len(got) != 2 || got["reason"] != "is required" || !strings.Contains(got["name"], "at most 5 characters") {
+		t.Errorf("violations %v; want a blank required reason and a name over 5 characters (counted in runes)", got)
 	}
 }

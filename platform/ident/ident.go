@@ -4,9 +4,11 @@
 package ident
 
 import (
+	"context"
 	"regexp"
 
 	"rapport.dev/platform/fault"
+	"rapport.dev/platform/tenancy"
 )
 
 var pattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
@@ -26,4 +28,21 @@ func Check(v *fault.Violations, field, s string, required bool) {
 	case s != "" && !Valid(s):
 		v.Add(field, Rule)
 	}
+}
+
+// Field is an id a request names, with the field it came in.
+type Field struct{ Name, ID string }
+
+// Scope returns the tenant of a call on one tenant's data after checking
+// the ids the request names, each required: the prologue the services'
+// handlers share. The violations join those already in v.
+func Scope(ctx context.Context, v *fault.Violations, ids ...Field) (string, error) {
+	tenant, err := tenancy.Single(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range ids {
+		Check(v, f.Name, f.ID, true)
+	}
+	return tenant, v.Err()
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -57,31 +55,8 @@ func (s *Server) fail(ctx context.Context, err error) error {
 	return grpcserver.Status(ctx, err, s.log)
 }
 
-// idField is an id a request names, with the field it came in.
-type idField struct{ field, id string }
-
-// scope returns the tenant of a call after checking the ids it names.
-func scope(ctx context.Context, v *fault.Violations, ids ...idField) (string, error) {
-	tenant, err := tenancy.Single(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, f := range ids {
-		ident.Check(v, f.field, f.id, true)
-	}
-	return tenant, v.Err()
-}
-
+// maxText bounds the free text of a request (notes, reasons, names).
 const maxText = 2000
-
-func checkText(v *fault.Violations, field, s string, required bool) {
-	switch {
-	case required && strings.TrimSpace(s) == "":
-		v.Add(field, "is required")
-	case utf8.RuneCountInString(s) > maxText:
-		v.Add(field, "must be at most %d characters", maxText)
-	}
-}
 
 // plan validates the plan of a create or update request.
 func (s *Server) plan(ctx context.Context, in *carev1.Plan) (*domain.Plan, string, error) {
@@ -97,7 +72,7 @@ func (s *Server) plan(ctx context.Context, in *carev1.Plan) (*domain.Plan, strin
 	}
 	p := planFromProto(in)
 	var v fault.Violations
-	checkText(&v, "plan.display_name", p.DisplayName, false)
+	v.Text("plan.display_name", p.DisplayName, maxText, false)
 	v.Merge("", p.Validate())
 	return p, tenant, v.Err()
 }
@@ -118,7 +93,7 @@ func (s *Server) CreatePlan(ctx context.Context, req *carev1.CreatePlanRequest) 
 // GetPlan implements carev1.CareServiceServer.
 func (s *Server) GetPlan(ctx context.Context, req *carev1.GetPlanRequest) (*carev1.GetPlanResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"plan_id", req.GetPlanId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "plan_id", ID: req.GetPlanId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -168,7 +143,7 @@ func (s *Server) PreviewPlan(ctx context.Context, req *carev1.PreviewPlanRequest
 	if n := req.GetCount(); n < 0 || n > store.MaxPreview {
 		v.Add("count", "must be 0 to %d, got %d", store.MaxPreview, n)
 	}
-	tenant, err := scope(ctx, &v, idField{"plan_id", req.GetPlanId()}, idField{"customer_id", req.GetCustomerId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "plan_id", ID: req.GetPlanId()}, ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -202,7 +177,7 @@ func (s *Server) ListTasks(ctx context.Context, req *carev1.ListTasksRequest) (*
 	if n := req.GetPageSize(); n < 0 || n > 500 {
 		v.Add("page_size", "must be 0 to 500, got %d", n)
 	}
-	tenant, err := scope(ctx, &v)
+	tenant, err := ident.Scope(ctx, &v)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -220,7 +195,7 @@ func (s *Server) ListTasks(ctx context.Context, req *carev1.ListTasksRequest) (*
 // GetTask implements carev1.CareServiceServer.
 func (s *Server) GetTask(ctx context.Context, req *carev1.GetTaskRequest) (*carev1.GetTaskResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"task_id", req.GetTaskId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "task_id", ID: req.GetTaskId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -239,14 +214,14 @@ func (s *Server) GetTask(ctx context.Context, req *carev1.GetTaskRequest) (*care
 // same events again: the profile keeps one of each.
 func (s *Server) CompleteTask(ctx context.Context, req *carev1.CompleteTaskRequest) (*carev1.CompleteTaskResponse, error) {
 	var v fault.Violations
-	checkText(&v, "note", req.GetNote(), false)
+	v.Text("note", req.GetNote(), maxText, false)
 	if o := req.GetOutcome(); o <= carev1.Outcome_OUTCOME_UNSPECIFIED || o > carev1.Outcome_OUTCOME_DECLINED {
 		v.Add("outcome", "is required: reached, not reached, satisfied, complaint raised or declined")
 	}
 	if c := req.GetCsat(); c < 0 || c > 5 {
 		v.Add("csat", "must be 1 to 5, or 0 when not asked; got %d", c)
 	}
-	tenant, err := scope(ctx, &v, idField{"task_id", req.GetTaskId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "task_id", ID: req.GetTaskId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -285,8 +260,8 @@ func (s *Server) writeTimeline(ctx context.Context, tenant string, events []*pro
 // SkipTask implements carev1.CareServiceServer.
 func (s *Server) SkipTask(ctx context.Context, req *carev1.SkipTaskRequest) (*carev1.SkipTaskResponse, error) {
 	var v fault.Violations
-	checkText(&v, "reason", req.GetReason(), true)
-	tenant, err := scope(ctx, &v, idField{"task_id", req.GetTaskId()})
+	v.Text("reason", req.GetReason(), maxText, true)
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "task_id", ID: req.GetTaskId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -300,7 +275,7 @@ func (s *Server) SkipTask(ctx context.Context, req *carev1.SkipTaskRequest) (*ca
 // SetManager implements carev1.CareServiceServer.
 func (s *Server) SetManager(ctx context.Context, req *carev1.SetManagerRequest) (*carev1.SetManagerResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v)
+	tenant, err := ident.Scope(ctx, &v)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -316,7 +291,7 @@ func (s *Server) GetQueueCounts(ctx context.Context, req *carev1.GetQueueCountsR
 	for i, o := range req.GetOwners() {
 		ident.Check(&v, fmt.Sprintf("owners[%d]", i), o, true)
 	}
-	tenant, err := scope(ctx, &v)
+	tenant, err := ident.Scope(ctx, &v)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -359,7 +334,7 @@ func (s *Server) SetConsent(ctx context.Context, req *carev1.SetConsentRequest) 
 // GetConsent implements carev1.CareServiceServer.
 func (s *Server) GetConsent(ctx context.Context, req *carev1.GetConsentRequest) (*carev1.GetConsentResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"customer_id", req.GetCustomerId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -406,7 +381,7 @@ func (s *Server) ListDeadLetters(ctx context.Context, _ *carev1.ListDeadLettersR
 // ReplayDeadLetter implements carev1.CareServiceServer.
 func (s *Server) ReplayDeadLetter(ctx context.Context, req *carev1.ReplayDeadLetterRequest) (*carev1.ReplayDeadLetterResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"delivery_id", req.GetDeliveryId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "delivery_id", ID: req.GetDeliveryId()})
 	if err == nil && s.outbox == nil {
 		err = fmt.Errorf("dead letter %q: %w", req.GetDeliveryId(), fault.ErrNotFound)
 	}

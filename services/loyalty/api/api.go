@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
@@ -47,31 +45,8 @@ func (s *Server) fail(ctx context.Context, err error) error {
 	return grpcserver.Status(ctx, err, s.log)
 }
 
-// idField is an id a request names, with the field it came in.
-type idField struct{ field, id string }
-
-// scope returns the tenant of a call after checking the ids it names.
-func scope(ctx context.Context, v *fault.Violations, ids ...idField) (string, error) {
-	tenant, err := tenancy.Single(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, f := range ids {
-		ident.Check(v, f.field, f.id, true)
-	}
-	return tenant, v.Err()
-}
-
+// maxText bounds the free text of a request (notes, reasons, names).
 const maxText = 512
-
-func checkText(v *fault.Violations, field, s string, required bool) {
-	switch {
-	case required && strings.TrimSpace(s) == "":
-		v.Add(field, "is required")
-	case utf8.RuneCountInString(s) > maxText:
-		v.Add(field, "must be at most %d characters", maxText)
-	}
-}
 
 // CreateProgram implements loyaltyv1.LoyaltyServiceServer.
 func (s *Server) CreateProgram(ctx context.Context, req *loyaltyv1.CreateProgramRequest) (*loyaltyv1.CreateProgramResponse, error) {
@@ -112,7 +87,7 @@ func (s *Server) program(ctx context.Context, in *loyaltyv1.Program) (*domain.Pr
 // GetProgram implements loyaltyv1.LoyaltyServiceServer.
 func (s *Server) GetProgram(ctx context.Context, req *loyaltyv1.GetProgramRequest) (*loyaltyv1.GetProgramResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -167,7 +142,7 @@ func (s *Server) EnrollMember(ctx context.Context, req *loyaltyv1.EnrollMemberRe
 	if m := req.GetBirthMonth(); m < 0 || m > 12 {
 		v.Add("birth_month", "must be 1 to 12, or 0 when unknown; got %d", m)
 	}
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()}, idField{"customer_id", req.GetCustomerId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()}, ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -182,7 +157,7 @@ func (s *Server) EnrollMember(ctx context.Context, req *loyaltyv1.EnrollMemberRe
 // GetMember implements loyaltyv1.LoyaltyServiceServer.
 func (s *Server) GetMember(ctx context.Context, req *loyaltyv1.GetMemberRequest) (*loyaltyv1.GetMemberResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()}, idField{"customer_id", req.GetCustomerId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()}, ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -208,7 +183,7 @@ func memberToProto(v *store.View) *loyaltyv1.Member {
 // record runs a ledger operation after the checks every one shares.
 func (s *Server) record(ctx context.Context, v *fault.Violations, program, customer string, op store.Op) (*store.Result, error) {
 	ident.Check(v, "idempotency_key", op.Key, true)
-	tenant, err := scope(ctx, v, idField{"program_id", program}, idField{"customer_id", customer})
+	tenant, err := ident.Scope(ctx, v, ident.Field{Name: "program_id", ID: program}, ident.Field{Name: "customer_id", ID: customer})
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +204,7 @@ func checkPoints(v *fault.Violations, n int64) {
 func (s *Server) Earn(ctx context.Context, req *loyaltyv1.EarnRequest) (*loyaltyv1.EarnResponse, error) {
 	var v fault.Violations
 	op := store.Op{Kind: domain.KindEarn, Key: req.GetIdempotencyKey(), Reason: req.GetReason(), Time: convert.Time(req.GetTime())}
-	checkText(&v, "reason", req.GetReason(), false)
+	v.Text("reason", req.GetReason(), maxText, false)
 	if pu := req.GetPurchase(); pu != nil {
 		if req.GetPoints() != 0 {
 			v.Add("points", "must be unset with a purchase: the programme's rules compute them")
@@ -267,7 +242,7 @@ func entryToProto(program, customer string, res *store.Result) *loyaltyv1.Entry 
 func (s *Server) Redeem(ctx context.Context, req *loyaltyv1.RedeemRequest) (*loyaltyv1.RedeemResponse, error) {
 	var v fault.Violations
 	checkPoints(&v, req.GetPoints())
-	checkText(&v, "reason", req.GetReason(), false)
+	v.Text("reason", req.GetReason(), maxText, false)
 	res, err := s.record(ctx, &v, req.GetProgramId(), req.GetCustomerId(),
 		store.Op{Kind: domain.KindRedeem, Key: req.GetIdempotencyKey(), Points: req.GetPoints(), Reason: req.GetReason()})
 	if err != nil {
@@ -297,8 +272,8 @@ func (s *Server) Adjust(ctx context.Context, req *loyaltyv1.AdjustRequest) (*loy
 	if n := req.GetPoints(); n == 0 || n > maxPoints || n < -maxPoints {
 		v.Add("points", "must be a non-zero change of at most %d either way, got %d", int64(maxPoints), n)
 	}
-	checkText(&v, "reason", req.GetReason(), true)
-	checkText(&v, "actor", req.GetActor(), true)
+	v.Text("reason", req.GetReason(), maxText, true)
+	v.Text("actor", req.GetActor(), maxText, true)
 	res, err := s.record(ctx, &v, req.GetProgramId(), req.GetCustomerId(), store.Op{Kind: domain.KindAdjust,
 		Key: req.GetIdempotencyKey(), Points: req.GetPoints(), Reason: req.GetReason(), Actor: req.GetActor()})
 	if err != nil {
@@ -317,7 +292,7 @@ func (s *Server) ListEntries(ctx context.Context, req *loyaltyv1.ListEntriesRequ
 	case size == 0:
 		size = 50
 	}
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()}, idField{"customer_id", req.GetCustomerId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()}, ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -335,7 +310,7 @@ func (s *Server) ListEntries(ctx context.Context, req *loyaltyv1.ListEntriesRequ
 // Reconcile implements loyaltyv1.LoyaltyServiceServer.
 func (s *Server) Reconcile(ctx context.Context, req *loyaltyv1.ReconcileRequest) (*loyaltyv1.ReconcileResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

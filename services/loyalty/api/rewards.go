@@ -32,7 +32,7 @@ func (s *Server) CreateReward(ctx context.Context, req *loyaltyv1.CreateRewardRe
 	} else {
 		v.Merge("reward", r.Validate())
 	}
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -46,7 +46,7 @@ func (s *Server) CreateReward(ctx context.Context, req *loyaltyv1.CreateRewardRe
 // ListRewards implements loyaltyv1.LoyaltyServiceServer.
 func (s *Server) ListRewards(ctx context.Context, req *loyaltyv1.ListRewardsRequest) (*loyaltyv1.ListRewardsResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -65,8 +65,8 @@ func (s *Server) ListRewards(ctx context.Context, req *loyaltyv1.ListRewardsRequ
 func (s *Server) RedeemReward(ctx context.Context, req *loyaltyv1.RedeemRewardRequest) (*loyaltyv1.RedeemRewardResponse, error) {
 	var v fault.Violations
 	ident.Check(&v, "idempotency_key", req.GetIdempotencyKey(), true)
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()}, idField{"reward_id", req.GetRewardId()},
-		idField{"customer_id", req.GetCustomerId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()}, ident.Field{Name: "reward_id", ID: req.GetRewardId()},
+		ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -98,14 +98,14 @@ func (s *Server) IssueCoupons(ctx context.Context, req *loyaltyv1.IssueCouponsRe
 		}
 	}
 	ident.Check(&v, "segment_id", segment, false)
-	checkText(&v, "description", req.GetDescription(), true)
+	v.Text("description", req.GetDescription(), maxText, true)
 	switch t := req.GetExpireTime(); {
 	case t == nil:
 		v.Add("expire_time", "is required")
 	case t.CheckValid() != nil:
 		v.Add("expire_time", "is not a valid timestamp")
 	}
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -136,7 +136,7 @@ func (s *Server) IssueCoupons(ctx context.Context, req *loyaltyv1.IssueCouponsRe
 // GetCoupon implements loyaltyv1.LoyaltyServiceServer.
 func (s *Server) GetCoupon(ctx context.Context, req *loyaltyv1.GetCouponRequest) (*loyaltyv1.GetCouponResponse, error) {
 	var v fault.Violations
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()}, idField{"code", req.GetCode()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()}, ident.Field{Name: "code", ID: req.GetCode()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -152,8 +152,8 @@ func (s *Server) GetCoupon(ctx context.Context, req *loyaltyv1.GetCouponRequest)
 func (s *Server) UseCoupon(ctx context.Context, req *loyaltyv1.UseCouponRequest) (*loyaltyv1.UseCouponResponse, error) {
 	var v fault.Violations
 	ident.Check(&v, "order_id", req.GetOrderId(), false)
-	tenant, err := scope(ctx, &v, idField{"program_id", req.GetProgramId()}, idField{"code", req.GetCode()},
-		idField{"customer_id", req.GetCustomerId()})
+	tenant, err := ident.Scope(ctx, &v, ident.Field{Name: "program_id", ID: req.GetProgramId()}, ident.Field{Name: "code", ID: req.GetCode()},
+		ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

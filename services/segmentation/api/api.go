@@ -48,21 +48,10 @@ func (s *Server) fail(ctx context.Context, err error) error {
 
 func checkID(v *fault.Violations, field, id string) { ident.Check(v, field, id, true) }
 
-// idField is an id a request names, with the field it came in.
-type idField struct{ field, id string }
-
-// scope returns the tenant of a call on one tenant's data, after checking
-// the ids the request names: the prologue every handler shares.
-func scope(ctx context.Context, ids ...idField) (string, error) {
-	tenant, err := tenantOf(ctx)
-	if err != nil {
-		return "", err
-	}
+// scope is ident.Scope for a handler with no other violations to report.
+func scope(ctx context.Context, ids ...ident.Field) (string, error) {
 	var v fault.Violations
-	for _, f := range ids {
-		checkID(&v, f.field, f.id)
-	}
-	return tenant, v.Err()
+	return ident.Scope(ctx, &v, ids...)
 }
 
 func tenantOf(ctx context.Context) (string, error) { return tenancy.Single(ctx) }
@@ -80,7 +69,7 @@ func page(v *fault.Violations, size int32, def, max int) int {
 
 // GetCustomerScores implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetCustomerScores(ctx context.Context, req *segmentationv1.GetCustomerScoresRequest) (*segmentationv1.GetCustomerScoresResponse, error) {
-	tenant, err := scope(ctx, idField{"customer_id", req.GetCustomerId()})
+	tenant, err := scope(ctx, ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -171,7 +160,7 @@ func (s *Server) CreateSegment(ctx context.Context, req *segmentationv1.CreateSe
 
 // GetSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetSegment(ctx context.Context, req *segmentationv1.GetSegmentRequest) (*segmentationv1.GetSegmentResponse, error) {
-	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
+	tenant, err := scope(ctx, ident.Field{Name: "segment_id", ID: req.GetSegmentId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -209,7 +198,7 @@ func (s *Server) UpdateSegment(ctx context.Context, req *segmentationv1.UpdateSe
 	if req.GetSegment() == nil {
 		return nil, s.fail(ctx, fault.InvalidField("segment", "is required"))
 	}
-	tenant, err := scope(ctx, idField{"segment.segment_id", req.Segment.GetSegmentId()})
+	tenant, err := scope(ctx, ident.Field{Name: "segment.segment_id", ID: req.Segment.GetSegmentId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -232,7 +221,7 @@ func (s *Server) UpdateSegment(ctx context.Context, req *segmentationv1.UpdateSe
 
 // DeleteSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) DeleteSegment(ctx context.Context, req *segmentationv1.DeleteSegmentRequest) (*segmentationv1.DeleteSegmentResponse, error) {
-	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
+	tenant, err := scope(ctx, ident.Field{Name: "segment_id", ID: req.GetSegmentId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -337,7 +326,7 @@ func (s *Server) ListSegmentMembers(ctx context.Context, req *segmentationv1.Lis
 // ExportSegmentMembers implements segmentationv1.SegmentationServiceServer.
 func (s *Server) ExportSegmentMembers(req *segmentationv1.ExportSegmentMembersRequest, stream segmentationv1.SegmentationService_ExportSegmentMembersServer) error {
 	ctx := stream.Context()
-	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
+	tenant, err := scope(ctx, ident.Field{Name: "segment_id", ID: req.GetSegmentId()})
 	if err != nil {
 		return s.fail(ctx, err)
 	}
@@ -360,7 +349,7 @@ func (s *Server) ExportSegmentMembers(req *segmentationv1.ExportSegmentMembersRe
 
 // ExplainMembership implements segmentationv1.SegmentationServiceServer.
 func (s *Server) ExplainMembership(ctx context.Context, req *segmentationv1.ExplainMembershipRequest) (*segmentationv1.ExplainMembershipResponse, error) {
-	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()}, idField{"customer_id", req.GetCustomerId()})
+	tenant, err := scope(ctx, ident.Field{Name: "segment_id", ID: req.GetSegmentId()}, ident.Field{Name: "customer_id", ID: req.GetCustomerId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -383,7 +372,7 @@ func (s *Server) ExplainMembership(ctx context.Context, req *segmentationv1.Expl
 
 // ReevaluateSegment implements segmentationv1.SegmentationServiceServer.
 func (s *Server) ReevaluateSegment(ctx context.Context, req *segmentationv1.ReevaluateSegmentRequest) (*segmentationv1.ReevaluateSegmentResponse, error) {
-	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
+	tenant, err := scope(ctx, ident.Field{Name: "segment_id", ID: req.GetSegmentId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -396,7 +385,7 @@ func (s *Server) ReevaluateSegment(ctx context.Context, req *segmentationv1.Reev
 
 // GetSegmentSizes implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetSegmentSizes(ctx context.Context, req *segmentationv1.GetSegmentSizesRequest) (*segmentationv1.GetSegmentSizesResponse, error) {
-	tenant, err := scope(ctx, idField{"segment_id", req.GetSegmentId()})
+	tenant, err := scope(ctx, ident.Field{Name: "segment_id", ID: req.GetSegmentId()})
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

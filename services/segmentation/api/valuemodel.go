@@ -8,6 +8,7 @@ import (
 
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/fault"
+	"rapport.dev/platform/ident"
 	"rapport.dev/services/segmentation/convert"
 	"rapport.dev/services/segmentation/domain"
 	"rapport.dev/services/segmentation/store"
@@ -59,9 +60,9 @@ func (s *Server) FitValueModel(ctx context.Context, req *segmentationv1.FitValue
 // GetValueModelFit implements segmentationv1.SegmentationServiceServer.
 func (s *Server) GetValueModelFit(ctx context.Context, req *segmentationv1.GetValueModelFitRequest) (*segmentationv1.GetValueModelFitResponse, error) {
 	id := req.GetFitId()
-	ids := []idField{}
+	ids := []ident.Field{}
 	if id != store.CurrentFitID {
-		ids = append(ids, idField{"fit_id", id})
+		ids = append(ids, ident.Field{Name: "fit_id", ID: id})
 	}
 	tenant, err := scope(ctx, ids...)
 	if err != nil {
