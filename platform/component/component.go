@@ -4,14 +4,19 @@ package component
 
 import (
 	"log/slog"
+	"path/filepath"
 
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"rapport.dev/platform/auth"
+	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
+	"rapport.dev/platform/grpcclient"
+	"rapport.dev/platform/grpcserver"
 )
 
 // Deps are what the process hands every component: no globals, so tests
@@ -31,6 +36,9 @@ type Deps struct {
 	// Credentials go with the component's calls to the other services
 	// (a service token).
 	Credentials credentials.PerRPCCredentials
+
+	// name is the component's, set by For.
+	name string
 }
 
 // For fills the defaults (slog.Default, no metrics, the real clock) and
@@ -46,5 +54,28 @@ func (d Deps) For(name string) Deps {
 		d.Clock = clock.Real{}
 	}
 	d.Logger = d.Logger.With("component", name)
+	d.name = name
 	return d
+}
+
+// OpenDB opens the component's own bbolt file, <dataDir>/<name>.db, with
+// its logger and telemetry.
+func (d Deps) OpenDB(dataDir string, opts boltdb.Options) (*boltdb.DB, error) {
+	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = d.Logger, d.TracerProvider, d.MeterProvider, d.name
+	return boltdb.Open(filepath.Join(dataDir, d.name+".db"), opts)
+}
+
+// Dial connects the component to another service, traced, measured and
+// with the component's credentials.
+func (d Deps) Dial(target string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpcclient.Dial(target, grpcclient.Options{TracerProvider: d.TracerProvider, MeterProvider: d.MeterProvider,
+		Component: d.name, Extra: extra, Credentials: d.Credentials})
+}
+
+// NewServer builds the component's gRPC server: authenticated by d.Auth,
+// serving the audit log of db, with crossTenant the methods services may
+// call for every tenant.
+func (d Deps) NewServer(crossTenant []string, db *boltdb.DB) *grpcserver.Server {
+	return grpcserver.New(grpcserver.Options{Logger: d.Logger, TracerProvider: d.TracerProvider, MeterProvider: d.MeterProvider,
+		Component: d.name, CrossTenant: crossTenant, Auth: d.Auth, Audit: db})
 }

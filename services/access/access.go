@@ -62,8 +62,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	deps = deps.For(Name)
 	opts := Options()
-	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = deps.Logger, deps.TracerProvider, deps.MeterProvider, Name
-	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
+	db, err := deps.OpenDB(cfg.DataDir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -79,14 +78,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			return nil, err
 		}
 	}
-	var verifier *auth.Verifier
-	if deps.Auth != nil {
+	if deps.Auth != nil { // the keys it checks are its own
 		v := *deps.Auth
 		v.Keys = keys
-		verifier = &v
+		deps.Auth = &v
 	}
-	s.server = grpcserver.New(grpcserver.Options{Logger: deps.Logger, TracerProvider: deps.TracerProvider,
-		MeterProvider: deps.MeterProvider, Component: Name, CrossTenant: CrossTenantMethods, Auth: verifier, Audit: db})
+	s.server = deps.NewServer(CrossTenantMethods, db)
 	accessv1.RegisterAccessServiceServer(s.server, &API{Keys: keys})
 	return s, nil
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,7 +27,6 @@ import (
 	"rapport.dev/platform/clock"
 	"rapport.dev/platform/component"
 	"rapport.dev/platform/feed"
-	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/tenancy"
 	"rapport.dev/platform/webhook"
@@ -105,8 +103,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	deps = deps.For(Name)
 	log := deps.Logger
 	opts := store.Options()
-	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = log, deps.TracerProvider, deps.MeterProvider, Name
-	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
+	db, err := deps.OpenDB(cfg.DataDir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -126,8 +123,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: st, outbox: outbox}
 	dial := func(target string) (*grpc.ClientConn, error) {
-		cc, err := grpcclient.Dial(target, grpcclient.Options{TracerProvider: deps.TracerProvider,
-			MeterProvider: deps.MeterProvider, Component: Name, Extra: cfg.DialExtra, Credentials: deps.Credentials})
+		cc, err := deps.Dial(target, cfg.DialExtra...)
 		if err == nil {
 			s.conns = append(s.conns, cc)
 		}
@@ -175,9 +171,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	apiServer := api.New(st, feedLog, outbox, log)
 	apiServer.Profile = profiles
-	s.server = grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider,
-		MeterProvider: deps.MeterProvider, Component: Name, CrossTenant: api.CrossTenantMethods,
-		Auth: deps.Auth, Audit: db})
+	s.server = deps.NewServer(api.CrossTenantMethods, db)
 	carev1.RegisterCareServiceServer(s.server, apiServer)
 	return s, nil
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"time"
 
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
@@ -80,23 +79,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	deps = deps.For(Name)
 	log := deps.Logger
 	opts := store.Options()
-	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = log, deps.TracerProvider, deps.MeterProvider, Name
-	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
+	db, err := deps.OpenDB(cfg.DataDir, opts)
 	if err != nil {
 		return nil, err
 	}
 	feedLog := feed.NewLog(db, deps.Clock)
 	repo := store.New(db, feedLog)
 	svc := domain.NewService(repo, deps.Clock)
-	srv := grpcserver.New(grpcserver.Options{
-		Logger:         log,
-		TracerProvider: deps.TracerProvider,
-		MeterProvider:  deps.MeterProvider,
-		Component:      Name,
-		CrossTenant:    api.CrossTenantMethods,
-		Auth:           deps.Auth,
-		Audit:          db,
-	})
+	srv := deps.NewServer(api.CrossTenantMethods, db)
 	profilev1.RegisterProfileServiceServer(srv, api.New(svc, feedLog, log))
 	return &Service{cfg: cfg, log: log, clock: deps.Clock, db: db, store: repo, server: srv}, nil
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,7 +22,6 @@ import (
 	"rapport.dev/platform/component"
 	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
-	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/tenancy"
 	"rapport.dev/services/segmentation/api"
@@ -100,8 +98,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	deps = deps.For(Name)
 	log := deps.Logger
 	opts := store.Options()
-	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = log, deps.TracerProvider, deps.MeterProvider, Name
-	db, err := boltdb.Open(filepath.Join(cfg.DataDir, Name+".db"), opts)
+	db, err := deps.OpenDB(cfg.DataDir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +111,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		db.Close()
 		return nil, err
 	}
-	conn, err := grpcclient.Dial(cfg.ProfileTarget, grpcclient.Options{TracerProvider: deps.TracerProvider,
-		MeterProvider: deps.MeterProvider, Component: Name, Extra: cfg.DialExtra, Credentials: deps.Credentials})
+	conn, err := deps.Dial(cfg.ProfileTarget, cfg.DialExtra...)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -147,9 +143,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Component:      Name,
 		Clock:          deps.Clock,
 	}
-	srv := grpcserver.New(grpcserver.Options{Logger: log, TracerProvider: deps.TracerProvider,
-		MeterProvider: deps.MeterProvider, Component: Name, CrossTenant: api.CrossTenantMethods,
-		Auth: deps.Auth, Audit: db})
+	srv := deps.NewServer(api.CrossTenantMethods, db)
 	a := api.New(st, feedLog, log)
 	a.CaughtUp = func(ctx context.Context) error { return caughtUp(ctx, profiles, applied) }
 	segmentationv1.RegisterSegmentationServiceServer(srv, a)
