@@ -1,36 +1,28 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	auditv1 "rapport.dev/gen/go/rapport/audit/v1"
-	"rapport.dev/platform/tenancy"
 )
 
-// auditPrefix is the route of the services' audit logs:
+// auditRoute is the route of the services' audit logs:
 // GET /v1/audit/{service}?page_size=&page_token=.
-const auditPrefix = "/v1/audit/"
+const auditRoute = "/v1/audit/{service}"
 
 // auditLog serves one service's audit log (rapport.audit.v1.AuditService,
 // which every service serves on its own bbolt file).
-func (g *Gateway) auditLog(w http.ResponseWriter, r *http.Request) {
-	name := strings.TrimPrefix(r.URL.Path, auditPrefix)
-	var b *backend
-	for _, c := range g.backends {
-		if c.name == name {
-			b = c
-		}
-	}
-	if b == nil {
+func (g *Gateway) auditLog(w http.ResponseWriter, r *http.Request, params map[string]string) {
+	name := params["service"]
+	cc := g.clients[name]
+	if cc == nil {
 		names := make([]string, len(g.backends))
 		for i, c := range g.backends {
 			names[i] = c.name
@@ -48,7 +40,11 @@ func (g *Gateway) auditLog(w http.ResponseWriter, r *http.Request) {
 		}
 		req.PageSize = int32(n)
 	}
-	resp, err := auditv1.NewAuditServiceClient(b.client()).ListAuditEvents(forward(r), req)
+	ctx, err := g.annotate(r.Context(), r, auditv1.AuditService_ListAuditEvents_FullMethodName, auditRoute)
+	var resp *auditv1.ListAuditEventsResponse
+	if err == nil {
+		resp, err = auditv1.NewAuditServiceClient(cc).ListAuditEvents(ctx, req)
+	}
 	if err != nil {
 		st := status.Convert(err)
 		writeError(w, runtime.HTTPStatusFromCode(st.Code()), st)
@@ -61,18 +57,4 @@ func (g *Gateway) auditLog(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out)
-}
-
-// forward is the context of a backend call made for r by the gateway's own
-// handlers: the caller's credential and tenant header as metadata, as
-// grpc-gateway passes them on its routes.
-func forward(r *http.Request) context.Context {
-	md := metadata.MD{}
-	if v := r.Header.Get("Authorization"); v != "" {
-		md.Set("authorization", v)
-	}
-	if v := r.Header.Get(tenancy.HeaderName); v != "" {
-		md.Set(tenancy.MetadataKey, v)
-	}
-	return metadata.NewOutgoingContext(r.Context(), md)
 }

@@ -146,7 +146,7 @@ func (g *Gateway) customer360(w http.ResponseWriter, r *http.Request, params map
 	// Annotating checks the headers before anything is called (a malformed
 	// Grpc-Timeout is a 400, as on the other routes) and gives ctx the
 	// request's own deadline, so that the view is not kept waiting past it.
-	ctx, err := g.annotate(ctx, r, profilev1.ProfileService_GetCustomer_FullMethodName)
+	ctx, err := g.annotate(ctx, r, profilev1.ProfileService_GetCustomer_FullMethodName, customer360Route)
 	if err != nil {
 		g.handleError(r.Context(), nil, nil, w, r, err)
 		return
@@ -223,11 +223,12 @@ func gather(ctx context.Context, results <-chan partResult, n int) (got map[stri
 }
 
 // annotate returns ctx carrying the request's metadata as the generated
-// routes forward it, for a call of method: runtime.AnnotateContext with
-// the gateway's header matcher and annotators (the tenant, Authorization,
-// Grpc-Metadata-* headers, the Grpc-Timeout deadline).
-func (g *Gateway) annotate(ctx context.Context, r *http.Request, method string) (context.Context, error) {
-	return runtime.AnnotateContext(ctx, g.mux, r, method, runtime.WithHTTPPathPattern(customer360Route))
+// routes forward it, for a call of method from the gateway's own route
+// pattern: runtime.AnnotateContext with the gateway's header matcher and
+// annotators (the tenant, Authorization, Grpc-Metadata-* headers, the
+// Grpc-Timeout deadline).
+func (g *Gateway) annotate(ctx context.Context, r *http.Request, method, pattern string) (context.Context, error) {
+	return runtime.AnnotateContext(ctx, g.mux, r, method, runtime.WithHTTPPathPattern(pattern))
 }
 
 // outgoing returns what a call of method on the named backend needs: the
@@ -238,7 +239,7 @@ func (g *Gateway) outgoing(ctx context.Context, r *http.Request, backend, method
 	if cc == nil {
 		return nil, nil, status.Errorf(codes.Unimplemented, "this gateway has no %s backend", backend)
 	}
-	ctx, err := g.annotate(ctx, r, method)
+	ctx, err := g.annotate(ctx, r, method, customer360Route)
 	return ctx, cc, err
 }
 
@@ -293,7 +294,7 @@ func (g *Gateway) loyalty360(ctx context.Context, r *http.Request, id string) (j
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	mctx, err := g.annotate(ctx, r, loyaltyv1.LoyaltyService_GetMember_FullMethodName)
+	mctx, err := g.annotate(ctx, r, loyaltyv1.LoyaltyService_GetMember_FullMethodName, customer360Route)
 	if err != nil {
 		return nil, err
 	}

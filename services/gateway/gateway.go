@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -273,8 +272,10 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 			return nil, errors.Join(fmt.Errorf("gateway: register %s: %w", b.name, err), g.Close())
 		}
 	}
-	if err := mux.HandlePath(http.MethodGet, customer360Route, g.customer360); err != nil {
-		return nil, errors.Join(fmt.Errorf("gateway: route %s: %w", customer360Route, err), g.Close())
+	for route, h := range map[string]runtime.HandlerFunc{customer360Route: g.customer360, auditRoute: g.auditLog} {
+		if err := mux.HandlePath(http.MethodGet, route, h); err != nil {
+			return nil, errors.Join(fmt.Errorf("gateway: route %s: %w", route, err), g.Close())
+		}
 	}
 	served := map[string]bool{"ProfileService": true, "ClockService": opts.TestClock, "Customer360": true}
 	for _, b := range g.backends {
@@ -324,8 +325,6 @@ func (g *Gateway) routes(api http.Handler) http.Handler {
 	api = g.limitBody(api)
 	router := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch path := r.URL.Path; {
-		case strings.HasPrefix(path, auditPrefix) && r.Method == http.MethodGet:
-			g.auditLog(w, r)
 		case path == "/healthz":
 			g.healthz(w, r)
 		case path == "/readyz":
