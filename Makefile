@@ -20,7 +20,7 @@ KUSTOMIZE_VERSION            := v5.8.2
 # not work at the root of a go.work workspace).
 MODULES = $(shell $(GO) list -m -f '{{.Path}}/...')
 
-.PHONY: run build test vet unit suite generate check-generated deploy-check lint breaking tools tidy bench load fuzz clean
+.PHONY: run build test system-deps vet unit suite generate check-generated deploy-check lint breaking tools tidy bench load fuzz clean
 
 run: build ## Run every service and the gateway on ./data.
 	./cmd/rapport/rapport serve --target=all --data-dir=./data
@@ -28,7 +28,12 @@ run: build ## Run every service and the gateway on ./data.
 build:
 	cd cmd/rapport && $(GO) build -o rapport .
 
-test: tools vet check-generated deploy-check unit ## Everything CI checks.
+test: system-deps tools vet check-generated deploy-check unit ## Everything CI checks.
+
+# curl (README examples) and docker-compose (deploy-check), from Debian's
+# packages when missing.
+system-deps:
+	./scripts/system-deps.sh curl docker-compose
 
 vet:
 	$(GO) vet $(MODULES)
@@ -66,7 +71,6 @@ $(BIN)/kustomize:
 # bbolt file, no secret in the repository. docker-compose comes from Debian
 # (.ci/run installs it).
 deploy-check: $(BIN)/kustomize
-	@command -v docker-compose >/dev/null || { echo "docker-compose is missing: apt-get install docker-compose (.ci/run does)"; exit 1; }
 	docker-compose config -q
 	kustomize build deploy/kubernetes >/dev/null
 	cd deploy/check && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
