@@ -65,6 +65,7 @@ const (
 	checkCompletions  = "care: each acknowledged completion is done, with its contact log on the timeline"
 	checkMessages     = "care: one message per purchase, delivered under one delivery id"
 	checkFollowers    = "feeds: every follower caught up, nothing set aside"
+	checkFeedsLive    = "feeds: every follower's cursor reached its leader's head (live, /metrics)"
 	chaosTaskStates   = "states=TASK_STATE_SCHEDULED&states=TASK_STATE_DUE&states=TASK_STATE_DONE&states=TASK_STATE_SKIPPED&states=TASK_STATE_OVERDUE&states=TASK_STATE_ESCALATED"
 	chaosVerifyPeriod = 3 * time.Second
 )
@@ -77,6 +78,9 @@ type chaosVerifier struct {
 	m           *chaosModel
 	hook        *chaosHook
 	rewardStock int
+	// metrics are the processes' /metrics URLs by name; without them the
+	// followers' cursors are checked only from the files after the stop.
+	metrics map[string]string
 }
 
 // Shapes of the gateway's JSON the checks read.
@@ -268,6 +272,9 @@ func (v *chaosVerifier) verify(ctx context.Context) ([]*chaosCheck, error) {
 	checks := map[string]*chaosCheck{}
 	names := []string{checkReads, checkCustomers, checkEvents, checkFeatures, checkSegment,
 		checkReconcile, checkLedger, checkRedemptions, checkReward, checkTasks, checkCompletions, checkMessages}
+	if v.metrics != nil {
+		names = append(names, checkFeedsLive)
+	}
 	for _, name := range names {
 		checks[name] = &chaosCheck{Name: name}
 	}
@@ -813,7 +820,50 @@ func (v *chaosVerifier) verify(ctx context.Context) ([]*chaosCheck, error) {
 	if len(inDoubt) > 0 {
 		ec.note("%d writes had no answer when the run ended; they may or may not have been applied", len(inDoubt))
 	}
+	if v.metrics != nil {
+		if err := v.followersLive(ctx, checks[checkFeedsLive]); err != nil {
+			return nil, err
+		}
+	}
 	return ordered(), nil
+}
+
+// followersLive compares every follower's committed cursor with its
+// leader's newest sequence, both from the processes' /metrics
+// (rapport_feed_cursor, rapport_feed_head): the effects the other checks
+// read do not show every event (care follows loyalty for tier changes
+// only), and a follower waiting out its reconnect backoff still owes them.
+func (v *chaosVerifier) followersLive(ctx context.Context, c *chaosCheck) error {
+	samples := map[string][]sample{}
+	for _, f := range chaosFollowers {
+		for _, name := range []string{f.service, f.source} {
+			if samples[name] != nil {
+				continue
+			}
+			s, err := scrapeMetrics(ctx, v.metrics[name])
+			if err != nil {
+				return err
+			}
+			samples[name] = s
+		}
+	}
+	var parts []string
+	for _, f := range chaosFollowers {
+		component := "rapport_component=" + f.service
+		cursor, okc := series(samples[f.service], "rapport_feed_cursor", component, "feed_follower="+f.source)
+		head, okh := series(samples[f.source], "rapport_feed_head", "rapport_component="+f.source)
+		parts = append(parts, fmt.Sprintf("%s←%s %v/%v", f.service, f.source, cursor, head))
+		switch {
+		case !okc:
+			c.fail("%s reports no cursor on the %s feed", f.service, f.source)
+		case !okh:
+			c.fail("%s reports no head of its feed", f.source)
+		case cursor != head:
+			c.fail("%s's cursor on the %s feed is %v; the feed's head is %v", f.service, f.source, cursor, head)
+		}
+	}
+	c.Checked = strings.Join(parts, ", ")
+	return nil
 }
 
 // settle runs the checks until they all pass or the deadline passes, and

@@ -98,7 +98,7 @@ func runChaos(ctx context.Context, cfg chaosConfig, binary string, progress io.W
 
 	// The checks, until they hold or the followers had time enough.
 	feeds := newChaosClient(suite.gateway, chaosTenant, key, 2*time.Minute)
-	v := &chaosVerifier{c: client, feeds: feeds, m: model, hook: hook, rewardStock: rewardStock}
+	v := &chaosVerifier{c: client, feeds: feeds, m: model, hook: hook, rewardStock: rewardStock, metrics: suite.metrics}
 	checks, settled, err := v.settle(ctx, cfg.Settle, logf)
 	if err != nil {
 		rep.checkErr = err.Error()

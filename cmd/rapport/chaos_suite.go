@@ -195,8 +195,9 @@ func (p *chaosProc) snapshot() chaosProcStats {
 type chaosSuite struct {
 	dataDir string
 	procs   map[string]*chaosProc
-	gateway string // base URL
-	secret  string // care's webhook signing secret
+	gateway string            // base URL
+	metrics map[string]string // each process's /metrics URL
+	secret  string            // care's webhook signing secret
 	stopped bool
 }
 
@@ -220,7 +221,7 @@ func freeLoopbackAddrs(n int) ([]string, error) {
 // startSuite starts every process in order and waits for the gateway to
 // report every backend ready.
 func startSuite(ctx context.Context, binary, dataDir, webhookSecret string) (*chaosSuite, error) {
-	addrs, err := freeLoopbackAddrs(6)
+	addrs, err := freeLoopbackAddrs(6 + len(chaosServices))
 	if err != nil {
 		return nil, fmt.Errorf("chaos: reserve ports: %w", err)
 	}
@@ -229,18 +230,21 @@ func startSuite(ctx context.Context, binary, dataDir, webhookSecret string) (*ch
 	}
 	common := []string{"--data-dir", dataDir,
 		"--profile-addr", addrs[0], "--segmentation-addr", addrs[1], "--loyalty-addr", addrs[2], "--care-addr", addrs[3],
-		"--http-addr", addrs[4], "--access-addr", addrs[5], "--care-webhook-secret", webhookSecret, "--shutdown-grace", "5s",
-		// Six processes on one host: no metrics endpoints to collide.
-		"--metrics-addr", ""}
-	s := &chaosSuite{dataDir: dataDir, procs: map[string]*chaosProc{}, gateway: "http://" + addrs[4], secret: webhookSecret}
-	for _, name := range chaosServices {
+		"--http-addr", addrs[4], "--access-addr", addrs[5], "--care-webhook-secret", webhookSecret, "--shutdown-grace", "5s"}
+	s := &chaosSuite{dataDir: dataDir, procs: map[string]*chaosProc{}, gateway: "http://" + addrs[4], secret: webhookSecret,
+		metrics: map[string]string{}}
+	for i, name := range chaosServices {
+		// Every process its own /metrics: the checks read the feeds'
+		// heads and the followers' cursors there.
+		metricsAddr := addrs[6+i]
+		s.metrics[name] = "http://" + metricsAddr + "/metrics"
 		f, err := os.OpenFile(filepath.Join(logsDir(dataDir), name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
 			s.stop()
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
 		p := &chaosProc{name: name, binary: binary, log: f,
-			args: append([]string{"serve", "--target=" + name}, common...)}
+			args: append([]string{"serve", "--target=" + name, "--metrics-addr", metricsAddr}, common...)}
 		s.procs[name] = p
 		if err := p.start(); err != nil {
 			s.stop()

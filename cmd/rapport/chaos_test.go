@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +47,8 @@ func TestChaos(t *testing.T) {
 	if kills, _ := strconv.Atoi(string(m[1])); kills < 3 {
 		t.Fatalf("%d kills in 20 s, want at least 3:\n%s", kills, md)
 	}
-	if rows := strings.Count(string(md), "| holds |"); rows != 14 {
-		t.Fatalf("%d checks hold, want 14:\n%s", rows, md)
+	if rows := strings.Count(string(md), "| holds |"); rows != 15 {
+		t.Fatalf("%d checks hold, want 15:\n%s", rows, md)
 	}
 	t.Logf("%s kills; report:\n%s", m[1], md)
 }
@@ -91,7 +92,7 @@ func TestChaosChecksCatchViolations(t *testing.T) {
 	for range 10 {
 		load.purchase(ctx, rng)
 	}
-	v := &chaosVerifier{c: client, feeds: client, m: model, hook: hook, rewardStock: 5}
+	v := &chaosVerifier{c: client, feeds: client, m: model, hook: hook, rewardStock: 5, metrics: suite.metrics}
 	checks, _, err := v.settle(ctx, 30*time.Second, t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +139,22 @@ func TestChaosChecksCatchViolations(t *testing.T) {
 		}
 	}
 
-	// A follower left one event behind.
+	// The followers catch up with the violations (the adjustment is on
+	// loyalty's feed for care); then a follower is left one event behind.
+	for {
+		live := &chaosCheck{Name: checkFeedsLive}
+		if err := v.followersLive(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		if live.Failures == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("followers not caught up: %v", live.Details)
+		case <-time.After(50 * time.Millisecond): // other processes' metrics: nothing to wait on
+		}
+	}
 	suite.stop()
 	if c := checkCursors(dir); c.Failures != 0 {
 		t.Fatalf("after a graceful stop: %v", c.Details)
@@ -165,5 +181,54 @@ func TestChaosChecksCatchViolations(t *testing.T) {
 	wantCursor := fmt.Sprintf("care's cursor on the profile feed is %d; the feed's last sequence is %d", behind, behind+1)
 	if cur.Failures != 1 || !strings.Contains(strings.Join(cur.Details, "\n"), wantCursor) {
 		t.Fatalf("a follower one event behind: %d failures %v, want %q", cur.Failures, cur.Details, wantCursor)
+	}
+}
+
+// TestChaosFollowersLive: the live feed check compares each follower's
+// cursor with its leader's head across processes, and names the one
+// behind.
+func TestChaosFollowersLive(t *testing.T) {
+	exposition := func(metrics string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprint(w, metrics)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL + "/metrics"
+	}
+	cursor := func(component, follower string, seq int) string {
+		return fmt.Sprintf("rapport_feed_cursor{feed_follower=%q,otel_scope_name=\"rapport.dev/platform/feed\",rapport_component=%q} %d\n", follower, component, seq)
+	}
+	head := func(component string, seq int) string {
+		return fmt.Sprintf("# TYPE rapport_feed_head gauge\nrapport_feed_head{rapport_component=%q} %d\n", component, seq)
+	}
+	urls := func(careOnLoyalty int) map[string]string {
+		return map[string]string{
+			targetProfile:      exposition(head(targetProfile, 719)),
+			targetSegmentation: exposition(head(targetSegmentation, 249) + cursor(targetSegmentation, targetProfile, 719)),
+			targetLoyalty: exposition(head(targetLoyalty, 656) + cursor(targetLoyalty, targetProfile, 719) +
+				cursor(targetLoyalty, targetSegmentation, 249)),
+			targetCare: exposition(cursor(targetCare, targetProfile, 719) + cursor(targetCare, targetSegmentation, 249) +
+				cursor(targetCare, targetLoyalty, careOnLoyalty)),
+		}
+	}
+	for _, tc := range []struct {
+		careOnLoyalty int
+		want          string
+	}{
+		{656, ""},
+		{647, "care's cursor on the loyalty feed is 647; the feed's head is 656"},
+	} {
+		v := &chaosVerifier{metrics: urls(tc.careOnLoyalty)}
+		c := &chaosCheck{Name: checkFeedsLive}
+		if err := v.followersLive(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(c.Details, "\n")
+		if tc.want == "" && c.Failures != 0 || tc.want != "" && (c.Failures != 1 || got != tc.want) {
+			t.Errorf("care at %d of loyalty's 656: %d failures %q, want %q", tc.careOnLoyalty, c.Failures, got, tc.want)
+		}
+		if !strings.Contains(c.Checked, fmt.Sprintf("care←loyalty %d/656", tc.careOnLoyalty)) {
+			t.Errorf("checked: %q", c.Checked)
+		}
 	}
 }

@@ -1,78 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// sample is one line of the Prometheus text format.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-var (
-	sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
-	labelPair  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-)
-
 // scrape reads a /metrics endpoint.
 func scrape(t *testing.T, url string) []sample {
 	t.Helper()
-	resp, err := http.Get(url)
+	out, err := scrapeMetrics(context.Background(), url)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("scrape %s: %d %v\n%s", url, resp.StatusCode, err, body)
-	}
-	var out []sample
-	for _, line := range strings.Split(string(body), "\n") {
-		m := sampleLine.FindStringSubmatch(line)
-		if m == nil || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		s := sample{name: m[1], labels: map[string]string{}, value: v}
-		for _, l := range labelPair.FindAllStringSubmatch(m[2], -1) {
-			s.labels[l[1]] = l[2]
-		}
-		out = append(out, s)
+		t.Fatal(err)
 	}
 	return out
-}
-
-// series sums the samples named name whose labels include want
-// ("key=value" pairs), and says whether there was any.
-func series(samples []sample, name string, want ...string) (float64, bool) {
-	var sum float64
-	found := false
-next:
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		for _, kv := range want {
-			k, v, _ := strings.Cut(kv, "=")
-			if s.labels[k] != v {
-				continue next
-			}
-		}
-		sum, found = sum+s.value, true
-	}
-	return sum, found
 }
 
 // TestSuiteMetrics scrapes the /metrics endpoint of a suite that recorded
@@ -100,7 +43,8 @@ func TestSuiteMetrics(t *testing.T) {
 	nextTask(t, tasks, "task.due", "survey")
 
 	// The followers catch up by themselves: poll until every one of them
-	// has applied something and owes nothing.
+	// has applied something, owes nothing and its cursor is its leader's
+	// head.
 	followers := [][2]string{{"segmentation", "profile"}, {"loyalty", "profile"}, {"loyalty", "segmentation"},
 		{"care", "profile"}, {"care", "segmentation"}, {"care", "loyalty"}}
 	var samples []sample
@@ -112,8 +56,13 @@ func TestSuiteMetrics(t *testing.T) {
 			c, n := "rapport_component="+f[0], "feed_follower="+f[1]
 			applied, _ := series(samples, "rapport_feed_applied_total", c, n)
 			events, ok := series(samples, "rapport_feed_lag_events", c, n)
-			if !ok || applied == 0 || events != 0 {
-				behind += fmt.Sprintf(" %s following %s (applied %v, %v behind, reported %v);", f[0], f[1], applied, events, ok)
+			// The cursor, from the follower's file, against the head,
+			// from the leader's.
+			cursor, okc := series(samples, "rapport_feed_cursor", c, n)
+			head, okh := series(samples, "rapport_feed_head", "rapport_component="+f[1])
+			if !ok || !okc || !okh || applied == 0 || events != 0 || cursor != head {
+				behind += fmt.Sprintf(" %s following %s (applied %v, %v behind, reported %v; cursor %v of head %v, reported %v %v);",
+					f[0], f[1], applied, events, ok, cursor, head, okc, okh)
 			}
 		}
 		if behind == "" {

@@ -15,6 +15,7 @@ import (
 	"rapport.dev/platform/auth"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
+	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcclient"
 	"rapport.dev/platform/grpcserver"
 )
@@ -63,6 +64,13 @@ func (d Deps) For(name string) Deps {
 func (d Deps) OpenDB(dataDir string, opts boltdb.Options) (*boltdb.DB, error) {
 	opts.Logger, opts.TracerProvider, opts.MeterProvider, opts.Component = d.Logger, d.TracerProvider, d.MeterProvider, d.name
 	return boltdb.Open(filepath.Join(dataDir, d.name+".db"), opts)
+}
+
+// FeedLog returns the component's change feed, stored in db, measured
+// (rapport.feed.head).
+func (d Deps) FeedLog(db *boltdb.DB) (*feed.Log, error) {
+	l := feed.NewLog(db, d.Clock)
+	return l, l.Instrument(d.MeterProvider, d.name)
 }
 
 // Dial connects the component to another service, traced, measured and

@@ -23,6 +23,9 @@ type lag struct {
 	head     uint64
 	headTime time.Time
 	applied  uint64
+	// subscribedOnce: applied holds the committed cursor (read from the
+	// follower's file at the first subscription, then moved by each batch).
+	subscribedOnce bool
 	// pending are the events received and not yet applied, in order:
 	// pending[0] is the oldest event the follower knows it still owes.
 	pending []pendingEvent
@@ -39,7 +42,16 @@ func (l *lag) subscribed(cursor uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.applied = cursor
+	l.subscribedOnce = true
 	l.pending = l.pending[:0]
+}
+
+// cursor returns the committed cursor, false before the first
+// subscription read it.
+func (l *lag) cursor() (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied, l.subscribedOnce
 }
 
 func (l *lag) sawHead(seq uint64, at time.Time) {
@@ -101,13 +113,14 @@ type followerMetrics struct {
 	deadLetters metric.Int64Counter
 	lagEvents   metric.Int64ObservableGauge
 	lagSeconds  metric.Float64ObservableGauge
+	cursor      metric.Int64ObservableGauge
 }
 
 func newFollowerMetrics(mp metric.MeterProvider, component, name string) (*followerMetrics, error) {
 	m := &followerMetrics{attrs: metric.WithAttributeSet(attribute.NewSet(
 		telemetry.ComponentKey.String(component), attribute.String("feed.follower", name)))}
 	meter := mp.Meter("rapport.dev/platform/feed")
-	var errs [4]error
+	var errs [5]error
 	m.applied, errs[0] = meter.Int64Counter("rapport.feed.applied", metric.WithUnit("{event}"),
 		metric.WithDescription("Feed events the follower has moved its cursor past (applied or set aside)."))
 	m.deadLetters, errs[1] = meter.Int64Counter("rapport.feed.dead_letters", metric.WithUnit("{event}"),
@@ -116,6 +129,8 @@ func newFollowerMetrics(mp metric.MeterProvider, component, name string) (*follo
 		metric.WithDescription("Events between the follower's cursor and the newest leader event it knows of."))
 	m.lagSeconds, errs[3] = meter.Float64ObservableGauge("rapport.feed.lag", metric.WithUnit("s"),
 		metric.WithDescription("How long the oldest event the follower has not applied has waited since its commit; 0 when caught up."))
+	m.cursor, errs[4] = meter.Int64ObservableGauge("rapport.feed.cursor", metric.WithUnit("{event}"),
+		metric.WithDescription("The sequence of the last leader event the follower has committed; it has caught up when it equals the leader's rapport.feed.head."))
 	return m, errors.Join(errs[:]...)
 }
 
@@ -126,6 +141,32 @@ func (m *followerMetrics) observe(mp metric.MeterProvider, l *lag, clk clock.Clo
 		events, seconds := l.behind(clk.Now())
 		o.ObserveInt64(m.lagEvents, events, m.attrs)
 		o.ObserveFloat64(m.lagSeconds, seconds, m.attrs)
+		if cur, ok := l.cursor(); ok {
+			o.ObserveInt64(m.cursor, int64(cur), m.attrs)
+		}
 		return nil
-	}, m.lagEvents, m.lagSeconds)
+	}, m.lagEvents, m.lagSeconds, m.cursor)
+}
+
+// Instrument reports the feed's newest sequence as rapport.feed.head (one
+// sequence across tenants), read at every collection from the file: with
+// each follower's rapport.feed.cursor it says exactly who is behind, even
+// a follower that is down or cannot reach the leader.
+func (l *Log) Instrument(mp metric.MeterProvider, component string) error {
+	meter := mp.Meter("rapport.dev/platform/feed")
+	head, err := meter.Int64ObservableGauge("rapport.feed.head", metric.WithUnit("{event}"),
+		metric.WithDescription("The sequence of the newest event of the component's change feed."))
+	if err != nil {
+		return err
+	}
+	attrs := metric.WithAttributeSet(attribute.NewSet(telemetry.ComponentKey.String(component)))
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		seq, err := l.Last()
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(head, int64(seq), attrs)
+		return nil
+	}, head)
+	return err
 }

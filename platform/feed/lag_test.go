@@ -97,6 +97,9 @@ func TestFollowerLag(t *testing.T) {
 	first := epoch // the commit time of event 1
 
 	m := metricstest.New(t)
+	if err := log.Instrument(m.Provider, "profile"); err != nil {
+		t.Fatal(err)
+	}
 	gate := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	p := newProgress()
@@ -129,6 +132,14 @@ func TestFollowerLag(t *testing.T) {
 	if s, _ := m.Value(t, "rapport.feed.lag", attrs...); s != time.Hour.Seconds() {
 		t.Errorf("lag while stuck on event 1: %v s, want 3600 (event 1 committed an hour ago)", s)
 	}
+	// The cursor and the head say the same from the files, whatever the
+	// follower has heard.
+	if n, ok := m.Value(t, "rapport.feed.cursor", attrs...); !ok || n != 0 {
+		t.Errorf("cursor while stuck on event 1: %v (observed %v), want 0", n, ok)
+	}
+	if n, ok := m.Value(t, "rapport.feed.head", telemetry.ComponentKey.String("profile")); !ok || n != 10 {
+		t.Errorf("head: %v (observed %v), want 10", n, ok)
+	}
 
 	close(gate)
 	p.waitFor(t, 10)
@@ -146,5 +157,11 @@ func TestFollowerLag(t *testing.T) {
 	}
 	if n, _ := m.Value(t, "rapport.feed.lag.events", attrs...); n != 0 {
 		t.Errorf("lag after event 11: %v events, want 0", n)
+	}
+	if n, _ := m.Value(t, "rapport.feed.cursor", attrs...); n != 11 {
+		t.Errorf("cursor after event 11: %v, want 11", n)
+	}
+	if n, _ := m.Value(t, "rapport.feed.head", telemetry.ComponentKey.String("profile")); n != 11 {
+		t.Errorf("head after event 11: %v, want 11", n)
 	}
 }

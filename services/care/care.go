@@ -107,7 +107,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	feedLog := feed.NewLog(db, deps.Clock)
+	feedLog, err := deps.FeedLog(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	outbox := webhook.New(db, webhook.Options{Clock: deps.Clock, Logger: log})
 	msgs := store.Messages{Outbox: outbox}
 	if cfg.WebhookSecret != "" {

@@ -96,7 +96,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	feedLog := feed.NewLog(db, deps.Clock)
+	feedLog, err := deps.FeedLog(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	st := store.New(db, feedLog, deps.Clock, log)
 	if err := st.Instrument(deps.MeterProvider); err != nil {
 		db.Close()

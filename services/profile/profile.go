@@ -16,7 +16,6 @@ import (
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
 	"rapport.dev/platform/component"
-	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/services/profile/api"
 	"rapport.dev/services/profile/domain"
@@ -83,7 +82,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	feedLog := feed.NewLog(db, deps.Clock)
+	feedLog, err := deps.FeedLog(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	repo := store.New(db, feedLog)
 	svc := domain.NewService(repo, deps.Clock)
 	srv := deps.NewServer(api.CrossTenantMethods, db)

@@ -102,8 +102,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	feedLog := feed.NewLog(db, deps.Clock)
-	st, err := store.New(db, feedLog, deps.Clock, log)
+	feedLog, err := deps.FeedLog(db)
+	var st *store.Store
+	if err == nil {
+		st, err = store.New(db, feedLog, deps.Clock, log)
+	}
 	if err == nil {
 		err = st.Instrument(deps.MeterProvider)
 	}
