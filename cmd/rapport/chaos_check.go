@@ -61,7 +61,7 @@ const (
 	checkLedger       = "loyalty: each purchase earned once, each refund reversed once, each segment entry's bonus once"
 	checkRedemptions  = "loyalty: each acknowledged redemption applied once, no unexplained entry"
 	checkReward       = "loyalty: reward stock matches its redemptions, each with its coupon"
-	checkTasks        = "care: one survey task per purchase and one follow-up per complaint, each due once"
+	checkTasks        = "care: one survey task per purchase and one follow-up per complaint, each due once (unless done before)"
 	checkCompletions  = "care: each acknowledged completion is done, with its contact log on the timeline"
 	checkMessages     = "care: one message per purchase, delivered under one delivery id"
 	checkFollowers    = "feeds: every follower caught up, nothing set aside"
@@ -122,6 +122,8 @@ type (
 		State      string    `json:"state"`
 		Outcome    string    `json:"outcome"`
 		DueTime    time.Time `json:"dueTime"`
+		// CompleteTime is zero until the task is done or skipped.
+		CompleteTime time.Time `json:"completeTime"`
 	}
 	jsonFeedEvent struct {
 		Sequence jsonInt         `json:"sequence"`
@@ -506,7 +508,7 @@ func (v *chaosVerifier) verify(ctx context.Context) ([]*chaosCheck, error) {
 	ec, fc, sg, lc, rd, tc, cp, mc := checks[checkEvents], checks[checkFeatures], checks[checkSegment], checks[checkLedger],
 		checks[checkRedemptions], checks[checkTasks], checks[checkCompletions], checks[checkMessages]
 	now := time.Now()
-	var nEvents, nPurchases, nRefunds, nComplaints, nEntries, nBonuses, nTasks, nDue, nMessages, redeliveries int
+	var nEvents, nPurchases, nRefunds, nComplaints, nEntries, nBonuses, nTasks, nDue, nEarly, nMessages, redeliveries int
 	expectedTasks := map[string]bool{}
 	expectedDeliveries := map[string]bool{}
 	returners := map[string]bool{}
@@ -755,7 +757,10 @@ func (v *chaosVerifier) verify(ctx context.Context) ([]*chaosCheck, error) {
 		}
 		ev := taskEvents[id]
 		wantDue := 0
-		if !t.DueTime.After(now) {
+		switch {
+		case !t.CompleteTime.IsZero() && t.CompleteTime.Before(t.DueTime):
+			nEarly++ // done before it fell due: it never does
+		case !t.DueTime.After(now):
 			wantDue = 1
 			nDue++
 		}
@@ -781,6 +786,9 @@ func (v *chaosVerifier) verify(ctx context.Context) ([]*chaosCheck, error) {
 		}
 	}
 	tc.Checked = fmt.Sprintf("%d tasks expected, %d made, %d due", len(expectedTasks), nTasks, nDue)
+	if nEarly > 0 {
+		tc.Checked += fmt.Sprintf(", %d done before they fell due", nEarly)
+	}
 
 	// Completions and their contact logs.
 	timelineIDs := map[string]bool{}
