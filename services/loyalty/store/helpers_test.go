@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"slices"
 	"testing"
@@ -163,22 +162,17 @@ func (e *env) entries(program, customer string, size int) []*domain.Entry {
 	return nil
 }
 
-// storedMember is the part of the stored member record the tests read.
-type storedMember struct {
-	Customer string         `json:"customer"`
-	Account  domain.Account `json:"account"`
-}
-
-// account reads a member's stored account straight from the members bucket.
 func (e *env) account(program, customer string) domain.Account {
 	e.t.Helper()
-	var m storedMember
+	var m *store.Member
 	err := e.db.View(func(tx *bolt.Tx) error {
 		raw := tx.Bucket([]byte("members")).Get(boltdb.Key(tenant, program, customer))
 		if raw == nil {
 			e.t.Fatalf("no member record for %s", customer)
 		}
-		return json.Unmarshal(raw, &m)
+		var err error
+		m, err = store.DecodeMember(raw)
+		return err
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"rapport.dev/platform/telemetry"
 	"rapport.dev/platform/telemetry/metricstest"
 	"rapport.dev/services/loyalty/domain"
+	"rapport.dev/services/loyalty/store"
 )
 
 // TestMetrics: each reconciliation sets its programme's differences gauge
@@ -36,7 +37,7 @@ func TestMetrics(t *testing.T) {
 	if n, ok := m.Value(t, "rapport.loyalty.reconciliation.differences", club...); !ok || n != 0 || runs("clean") != 1 {
 		t.Fatalf("clean reconciliation: %v differences (recorded %v), %v clean runs", n, ok, runs("clean"))
 	}
-	e.tamper("club", "bob", func(m map[string]any) { m["account"].(map[string]any)["debt"] = 5 })
+	e.tamper("club", "bob", func(m *store.Member) { m.Account.Debt = 5 })
 	if r, err := e.st.Reconcile(ctx, tenant, "club"); err != nil || len(r.Differences) != 1 {
 		t.Fatalf("reconciling after tampering: %v, %v", r, err)
 	}

@@ -6,6 +6,11 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/timers"
@@ -17,7 +22,7 @@ import (
 //	loyalty.db
 //	├── meta       "schema_version" -> uint64; "coupon_secret" -> 32 random bytes (coupon codes' HMAC key)
 //	├── programs   tenant 0 program                      -> domain.Program (JSON)
-//	├── members    tenant 0 program 0 customer           -> member (JSON): profile, tier, account, qualifiers
+//	├── members    tenant 0 program 0 customer           -> member (binary, member_codec.go): profile, tier, account, qualifiers
 //	├── entries    tenant 0 program 0 customer 0 seq(8)  -> domain.Entry (JSON), never changed
 //	├── keys       tenant 0 program 0 customer 0 key     -> seq(8) ‖ request fingerprint(32)
 //	├── rewards    tenant 0 program 0 reward             -> reward (JSON)
@@ -40,12 +45,55 @@ var (
 	memberTimers = timers.Set{ByDue: []byte("timers"), ByOwner: []byte("timer_of")}
 )
 
-// SchemaVersion is the layout above.
-const SchemaVersion = 1
+// SchemaVersion is the layout above. Version 1 held members as JSON.
+const SchemaVersion = 2
 
 // Options returns the boltdb options for loyalty.db.
 func Options() boltdb.Options {
 	buckets := [][]byte{bucketPrograms, bucketMembers, bucketEntries, bucketKeys, bucketRewards, bucketCoupons, bucketCouponOf, bucketCustomers}
 	buckets = append(buckets, memberTimers.Buckets()...)
-	return boltdb.Options{Schema: SchemaVersion, Buckets: append(buckets, feed.Buckets...)}
+	return boltdb.Options{Schema: SchemaVersion, Buckets: append(buckets, feed.Buckets...), Migrations: []boltdb.Migration{
+		{From: 1, Up: binaryMembers},
+	}}
+}
+
+// migrateChunk is how many members binaryMembers reads before it writes.
+var migrateChunk = 10000
+
+// binaryMembers re-encodes a version 1 file's JSON members in the binary
+// encoding, a chunk at a time (bbolt does not allow writes while a cursor
+// walks the bucket it writes).
+func binaryMembers(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketMembers)
+	if b == nil {
+		return nil
+	}
+	var from []byte
+	for {
+		type rec struct{ k, v []byte }
+		var batch []rec
+		c := b.Cursor()
+		k, v := c.First()
+		if from != nil {
+			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(batch) < migrateChunk; k, v = c.Next() {
+			m, err := boltdb.GetJSON[member](v)
+			if err != nil {
+				return fmt.Errorf("member %q: %w", k, err)
+			}
+			batch = append(batch, rec{boltdb.Copy(k), encodeMember(m)})
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, r := range batch {
+			if err := b.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		from = batch[len(batch)-1].k
+	}
 }

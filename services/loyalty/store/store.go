@@ -124,11 +124,11 @@ func (t tx) loadMember(customer string) (*member, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("member %q of program %q: %w", customer, t.program, fault.ErrNotFound)
 	}
-	return boltdb.GetJSON[member](raw)
+	return decodeMember(raw)
 }
 
 func (t tx) putMember(m *member) error {
-	return boltdb.PutJSON(t.b(bucketMembers), t.memberKey(m.Customer), m)
+	return t.b(bucketMembers).Put(t.memberKey(m.Customer), encodeMember(m))
 }
 
 func entryKey(tenant, program, customer string, seq uint64) []byte {
@@ -637,7 +637,7 @@ func (s *Store) Reconcile(ctx context.Context, tenant, program string) (out *Rec
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			m, err := boltdb.GetJSON[member](v)
+			m, err := decodeMember(v)
 			if err != nil {
 				return err
 			}

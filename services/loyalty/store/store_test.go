@@ -538,21 +538,17 @@ func TestEntriesPagination(t *testing.T) {
 }
 
 // tamper rewrites a stored member record through edit.
-func (e *env) tamper(program, customer string, edit func(m map[string]any)) {
+func (e *env) tamper(program, customer string, edit func(m *store.Member)) {
 	e.t.Helper()
 	err := e.db.Update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("members"))
 		k := boltdb.Key(tenant, program, customer)
-		var m map[string]any
-		if err := json.Unmarshal(b.Get(k), &m); err != nil {
-			return err
-		}
-		edit(m)
-		raw, err := json.Marshal(m)
+		m, err := store.DecodeMember(b.Get(k))
 		if err != nil {
 			return err
 		}
-		return b.Put(k, raw)
+		edit(m)
+		return b.Put(k, store.EncodeMember(m))
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -570,12 +566,9 @@ func TestReconcileDetectsTampering(t *testing.T) {
 		t.Fatalf("reconciled %d members and %d entries, want 4 and 8", r.Members, r.Entries)
 	}
 	// A lot with a point more than the ledger gives.
-	e.tamper("club", "bob", func(m map[string]any) {
-		lot := m["account"].(map[string]any)["lots"].([]any)[0].(map[string]any)
-		lot["pts"] = lot["pts"].(float64) + 1
-	})
+	e.tamper("club", "bob", func(m *store.Member) { m.Account.Lots[0].Points++ })
 	// A debt nobody owes.
-	e.tamper("club", "cai", func(m map[string]any) { m["account"].(map[string]any)["debt"] = 5 })
+	e.tamper("club", "cai", func(m *store.Member) { m.Account.Debt = 5 })
 	// An entry lost: the ledger no longer replays, and its key names nothing.
 	if err := e.db.Update(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("entries")).Delete(boltdb.Key(tenant, "club", "dan", boltdb.U64(2)))
