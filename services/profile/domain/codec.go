@@ -2,12 +2,13 @@ package domain
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"slices"
 	"time"
+
+	"rapport.dev/platform/binrec"
 )
 
 // The binary encodings of Stats and Order (format version 1), as the store
@@ -36,9 +37,10 @@ import (
 //
 // A string is a uvarint length and its bytes; a varint is zigzag
 // (encoding/binary); a time is a varint of Unix seconds and a uvarint of
-// nanoseconds (< 1e9), decoded in UTC. Empty maps decode as nil, as with the
-// JSON encoding before. The input must be consumed exactly; malformed input
-// is an error, never a panic.
+// nanoseconds (< 1e9), decoded in UTC: the encodings of platform/binrec,
+// which reads and writes them. Empty maps decode as nil, as with the JSON
+// encoding before. The input must be consumed exactly; malformed input is
+// an error wrapping binrec.ErrMalformed, never a panic.
 
 // codecVersion is the first byte of an encoded Stats or Order.
 const codecVersion = 1
@@ -76,12 +78,12 @@ func (s *Stats) AppendBinary(b []byte) []byte {
 	}
 	for _, x := range times {
 		if flags&x.flag != 0 {
-			b = appendTime(b, x.t)
+			b = binrec.AppendTime(b, x.t)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Complaints)))
 	for _, id := range sortedKeys(s.Complaints) {
-		b = appendString(b, id)
+		b = binrec.AppendString(b, id)
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Totals)))
 	for _, cur := range sortedKeys(s.Totals) {
@@ -89,7 +91,7 @@ func (s *Stats) AppendBinary(b []byte) []byte {
 		if t == nil {
 			t = &Totals{}
 		}
-		b = appendString(b, cur)
+		b = binrec.AppendString(b, cur)
 		b = binary.AppendVarint(b, t.Purchased)
 		b = binary.AppendVarint(b, t.Refunded)
 		b = binary.AppendVarint(b, t.Discount)
@@ -101,7 +103,7 @@ func (s *Stats) AppendBinary(b []byte) []byte {
 // contents.
 func (s *Stats) UnmarshalBinary(data []byte) error {
 	if len(data) < 2 {
-		return errCodecTruncated
+		return fmt.Errorf("domain: decode stats: %w", binrec.ErrMalformed)
 	}
 	if data[0] != codecVersion {
 		return fmt.Errorf("domain: decode stats: unknown format version %d", data[0])
@@ -110,47 +112,47 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 	if flags&^statsKnownFlags != 0 {
 		return fmt.Errorf("domain: decode stats: unknown flags %#x", flags)
 	}
-	r := &codecReader{b: data[2:]}
+	r := binrec.NewReader(data[2:])
 	var out Stats
-	out.Purchases = r.varint()
-	out.Refunds = r.varint()
-	out.DiscountedPurchases = r.varint()
-	out.CSATSum = r.varint()
-	out.CSATCount = r.varint()
-	out.NPSCount = r.varint()
-	out.Promoters = r.varint()
-	out.Passives = r.varint()
-	out.Detractors = r.varint()
-	nps := r.varint()
+	out.Purchases = r.Varint()
+	out.Refunds = r.Varint()
+	out.DiscountedPurchases = r.Varint()
+	out.CSATSum = r.Varint()
+	out.CSATCount = r.Varint()
+	out.NPSCount = r.Varint()
+	out.Promoters = r.Varint()
+	out.Passives = r.Varint()
+	out.Detractors = r.Varint()
+	nps := r.Varint()
 	if nps < math.MinInt32 || nps > math.MaxInt32 {
-		r.fail(fmt.Errorf("domain: decode stats: last NPS %d out of range", nps))
+		r.Fail(fmt.Errorf("%w: last NPS %d out of range", binrec.ErrMalformed, nps))
 	}
 	out.LastNPS = int32(nps)
-	out.Referrals = r.varint()
+	out.Referrals = r.Varint()
 	for _, x := range [...]struct {
 		t    *time.Time
 		flag byte
 	}{{&out.LastNPSTime, statsLastNPSTime}, {&out.FirstPurchase, statsFirstPurchase},
 		{&out.LastPurchase, statsLastPurchase}, {&out.LastContact, statsLastContact}} {
 		if flags&x.flag != 0 {
-			*x.t = r.time()
+			*x.t = r.Time()
 		}
 	}
-	if n := r.count(); n > 0 {
+	if n := r.Count(); n > 0 {
 		out.Complaints = make(map[string]bool, n)
 		for range n {
-			out.Complaints[r.string()] = true
+			out.Complaints[r.String()] = true
 		}
 	}
-	if m := r.count(); m > 0 {
+	if m := r.Count(); m > 0 {
 		out.Totals = make(map[string]*Totals, m)
 		for range m {
-			cur := r.string()
-			out.Totals[cur] = &Totals{Purchased: r.varint(), Refunded: r.varint(), Discount: r.varint()}
+			cur := r.String()
+			out.Totals[cur] = &Totals{Purchased: r.Varint(), Refunded: r.Varint(), Discount: r.Varint()}
 		}
 	}
-	if err := r.done(); err != nil {
-		return err
+	if err := r.Done(); err != nil {
+		return fmt.Errorf("domain: decode stats: %w", err)
 	}
 	*s = out
 	return nil
@@ -164,10 +166,10 @@ func (o *Order) MarshalBinary() ([]byte, error) {
 // AppendBinary appends the binary encoding of o to b.
 func (o *Order) AppendBinary(b []byte) []byte {
 	b = append(b, codecVersion)
-	b = appendString(b, o.OrderID)
-	b = appendString(b, o.EventID)
+	b = binrec.AppendString(b, o.OrderID)
+	b = binrec.AppendString(b, o.EventID)
 	b = binary.AppendVarint(b, o.Amount.Minor)
-	b = appendString(b, o.Amount.Currency)
+	b = binrec.AppendString(b, o.Amount.Currency)
 	return binary.AppendVarint(b, o.Refunded)
 }
 
@@ -175,20 +177,20 @@ func (o *Order) AppendBinary(b []byte) []byte {
 // contents.
 func (o *Order) UnmarshalBinary(data []byte) error {
 	if len(data) < 1 {
-		return errCodecTruncated
+		return fmt.Errorf("domain: decode order: %w", binrec.ErrMalformed)
 	}
 	if data[0] != codecVersion {
 		return fmt.Errorf("domain: decode order: unknown format version %d", data[0])
 	}
-	r := &codecReader{b: data[1:]}
+	r := binrec.NewReader(data[1:])
 	var out Order
-	out.OrderID = r.string()
-	out.EventID = r.string()
-	out.Amount.Minor = r.varint()
-	out.Amount.Currency = r.string()
-	out.Refunded = r.varint()
-	if err := r.done(); err != nil {
-		return err
+	out.OrderID = r.String()
+	out.EventID = r.String()
+	out.Amount.Minor = r.Varint()
+	out.Amount.Currency = r.String()
+	out.Refunded = r.Varint()
+	if err := r.Done(); err != nil {
+		return fmt.Errorf("domain: decode order: %w", err)
 	}
 	*o = out
 	return nil
@@ -204,92 +206,4 @@ func sortedKeys[V any](m map[string]V) []string {
 		}
 	}
 	return slices.Sorted(maps.Keys(m))
-}
-
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
-}
-
-var errCodecTruncated = errors.New("domain: decode: truncated or malformed")
-
-// codecReader reads the encodings; the first error sticks.
-type codecReader struct {
-	b   []byte
-	err error
-}
-
-func (r *codecReader) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
-	r.b = nil
-}
-
-func (r *codecReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(errCodecTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *codecReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail(errCodecTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// count reads a count of items each taking at least one more byte.
-func (r *codecReader) count() int {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail(errCodecTruncated)
-		return 0
-	}
-	return int(n)
-}
-
-func (r *codecReader) string() string {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail(errCodecTruncated)
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *codecReader) time() time.Time {
-	sec := r.varint()
-	nsec := r.uvarint()
-	if r.err != nil {
-		return time.Time{}
-	}
-	if nsec >= 1e9 {
-		r.fail(fmt.Errorf("domain: decode: nanoseconds %d out of range", nsec))
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
-}
-
-// done reports the first error, or trailing bytes.
-func (r *codecReader) done() error {
-	if r.err != nil {
-		return r.err
-	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("domain: decode: %d trailing bytes", len(r.b))
-	}
-	return nil
 }

@@ -2,12 +2,15 @@ package domain_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"rapport.dev/platform/binrec"
 	"rapport.dev/services/profile/domain"
 )
 
@@ -121,12 +124,12 @@ func TestBinaryMalformed(t *testing.T) {
 				t.Fatalf("valid input: %v", err)
 			}
 			for n := range len(d.raw) {
-				if err := d.decode(d.raw[:n]); err == nil {
-					t.Errorf("truncated to %d of %d bytes: no error", n, len(d.raw))
+				if err := d.decode(d.raw[:n]); !isDecodeError(err) {
+					t.Errorf("truncated to %d of %d bytes: %v", n, len(d.raw), err)
 				}
 			}
-			if err := d.decode(append(append([]byte(nil), d.raw...), 0)); err == nil {
-				t.Error("trailing byte: no error")
+			if err := d.decode(append(append([]byte(nil), d.raw...), 0)); !isDecodeError(err) {
+				t.Errorf("trailing byte: %v", err)
 			}
 			bad := append([]byte(nil), d.raw...)
 			bad[0] = 2
@@ -140,6 +143,12 @@ func TestBinaryMalformed(t *testing.T) {
 	if err := new(domain.Stats).UnmarshalBinary(bad); err == nil {
 		t.Error("unknown stats flag: no error")
 	}
+}
+
+// isDecodeError reports whether err is a malformed-record error that says
+// what failed to decode.
+func isDecodeError(err error) bool {
+	return errors.Is(err, binrec.ErrMalformed) && strings.HasPrefix(err.Error(), "domain: decode ")
 }
 
 func FuzzStatsUnmarshalBinary(f *testing.F) {

@@ -2,10 +2,11 @@ package domain
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"rapport.dev/platform/binrec"
 )
 
 // The binary encoding of State (format version 1), as the store keeps it:
@@ -28,14 +29,15 @@ import (
 //	                          Amount varint, currency index uvarint (< m),
 //	                          Refunded varint
 //
-// A string is a uvarint length and its bytes; a varint is zigzag
-// (encoding/binary). A time is a varint of UnixNano; when some time of the
-// state does not fit UnixNano (before 1678, after 2262, or a zero purchase
-// time) the state sets stateWideTimes and every time is a varint of Unix
-// seconds and a uvarint of nanoseconds (< 1e9), with purchase deltas on the
-// seconds only. Times decode in UTC. As with the JSON encoding before it,
-// only years 0 to 9999 are accepted, and empty slices decode as nil.
-// The input must be consumed exactly.
+// A string is a uvarint length and its bytes (platform/binrec's); a varint
+// is zigzag (encoding/binary). A time is a varint of UnixNano; when some
+// time of the state does not fit UnixNano (before 1678, after 2262, or a
+// zero purchase time) the state sets stateWideTimes and every time is a
+// varint of Unix seconds and a uvarint of nanoseconds (< 1e9), binrec's
+// time, with purchase deltas on the seconds only. Times decode in UTC. As
+// with the JSON encoding before it, only years 0 to 9999 are accepted, and
+// empty slices decode as nil. The input must be consumed exactly; malformed
+// input is an error wrapping binrec.ErrMalformed, never a panic.
 
 // stateCodecVersion is the first byte of an encoded State.
 const stateCodecVersion = 1
@@ -102,10 +104,10 @@ func (s *State) MarshalBinary() ([]byte, error) {
 
 	b := make([]byte, 0, size)
 	b = append(b, stateCodecVersion, flags)
-	b = appendString(b, s.CustomerID)
+	b = binrec.AppendString(b, s.CustomerID)
 	appendTime := func(b []byte, t time.Time) []byte {
 		if wide {
-			return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
+			return binrec.AppendTime(b, t)
 		}
 		return binary.AppendVarint(b, t.UnixNano())
 	}
@@ -125,7 +127,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	b = binary.AppendVarint(b, s.Refunds)
 	b = binary.AppendUvarint(b, uint64(len(s.ComplaintIDs)))
 	for _, id := range s.ComplaintIDs {
-		b = appendString(b, id)
+		b = binrec.AppendString(b, id)
 	}
 
 	// The currency table: purchases rarely use more than one or two.
@@ -144,7 +146,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	}
 	b = binary.AppendUvarint(b, uint64(len(currencies)))
 	for _, c := range currencies {
-		b = appendString(b, c)
+		b = binrec.AppendString(b, c)
 	}
 
 	b = binary.AppendUvarint(b, uint64(len(s.Purchases)))
@@ -184,87 +186,30 @@ func fitsNano(t time.Time) bool {
 	return time.Unix(0, n).Equal(t)
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
+// stateReader is a binrec.Reader with the state's times: UnixNano, or in
+// the wide form Unix seconds and nanoseconds within the years 0 to 9999.
+type stateReader struct{ *binrec.Reader }
 
-var errStateTruncated = errors.New("domain: decode state: truncated or malformed")
-
-// stateReader reads the encoding; the first error sticks.
-type stateReader struct {
-	b   []byte
-	err error
-}
-
-func (r *stateReader) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
-	r.b = nil
-}
-
-func (r *stateReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(errStateTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *stateReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail(errStateTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// count reads a count of items each taking at least one more byte.
-func (r *stateReader) count() int {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail(errStateTruncated)
-		return 0
-	}
-	return int(n)
-}
-
-func (r *stateReader) bytes(n uint64) []byte {
-	if n > uint64(len(r.b)) {
-		r.fail(errStateTruncated)
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *stateReader) string() string { return string(r.bytes(r.uvarint())) }
-
-// wideTime reads Unix seconds and nanoseconds.
-func (r *stateReader) wideTime(sec int64) time.Time {
-	nsec := r.uvarint()
+// wideTime reads the nanoseconds of a wide time whose Unix seconds are sec.
+func (r stateReader) wideTime(sec int64) time.Time {
+	nsec := r.Uvarint()
 	if nsec >= 1e9 {
-		r.fail(fmt.Errorf("domain: decode state: nanoseconds %d out of range", nsec))
+		r.Fail(fmt.Errorf("%w: nanoseconds %d out of range", binrec.ErrMalformed, nsec))
 		return time.Time{}
 	}
 	if sec < minStateUnix || sec > maxStateUnix {
-		r.fail(errors.New("domain: decode state: time out of the years 0-9999"))
+		r.Fail(fmt.Errorf("%w: time out of the years 0-9999", binrec.ErrMalformed))
 		return time.Time{}
 	}
 	return time.Unix(sec, int64(nsec)).UTC()
 }
 
-func (r *stateReader) time(wide bool) time.Time {
+func (r stateReader) time(wide bool) time.Time {
 	if wide {
-		return r.wideTime(r.varint())
+		return r.wideTime(r.Varint())
 	}
-	n := r.varint()
-	if r.err != nil {
+	n := r.Varint()
+	if r.Err() != nil {
 		return time.Time{}
 	}
 	return time.Unix(0, n).UTC()
@@ -274,7 +219,7 @@ func (r *stateReader) time(wide bool) time.Time {
 // contents. Malformed input is an error.
 func (s *State) UnmarshalBinary(data []byte) error {
 	if len(data) < 2 {
-		return errStateTruncated
+		return fmt.Errorf("domain: decode state: %w", binrec.ErrMalformed)
 	}
 	if data[0] != stateCodecVersion {
 		return fmt.Errorf("domain: decode state: unknown format version %d", data[0])
@@ -284,9 +229,9 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("domain: decode state: unknown flags %#x", flags)
 	}
 	wide := flags&stateWideTimes != 0
-	r := &stateReader{b: data[2:]}
+	r := stateReader{binrec.NewReader(data[2:])}
 	var out State
-	out.CustomerID = r.string()
+	out.CustomerID = r.String()
 	if flags&stateFirstSeen != 0 {
 		out.FirstSeen = r.time(wide)
 	}
@@ -296,75 +241,73 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	if flags&stateNPSAt != 0 {
 		out.NPSAt = r.time(wide)
 	}
-	out.CSATSum = r.varint()
-	out.CSATCount = r.varint()
-	nps := r.varint()
+	out.CSATSum = r.Varint()
+	out.CSATCount = r.Varint()
+	nps := r.Varint()
 	if nps < math.MinInt32 || nps > math.MaxInt32 {
-		r.fail(fmt.Errorf("domain: decode state: NPS %d out of range", nps))
+		r.Fail(fmt.Errorf("%w: NPS %d out of range", binrec.ErrMalformed, nps))
 	}
 	out.NPS = int32(nps)
 	out.HasNPS = flags&stateHasNPS != 0
-	out.Referrals = r.varint()
-	out.Refunds = r.varint()
-	if n := r.count(); n > 0 {
+	out.Referrals = r.Varint()
+	out.Refunds = r.Varint()
+	if n := r.Count(); n > 0 {
 		out.ComplaintIDs = make([]string, n)
 		for i := range out.ComplaintIDs {
-			out.ComplaintIDs[i] = r.string()
+			out.ComplaintIDs[i] = r.String()
 		}
 	}
 	var currencies []string
-	if m := r.count(); m > 0 {
+	if m := r.Count(); m > 0 {
 		currencies = make([]string, m)
 		for i := range currencies {
-			currencies[i] = r.string()
+			currencies[i] = r.String()
 		}
 	}
-	if n := r.count(); n > 0 && r.err == nil {
+	if n := r.Count(); n > 0 && r.Err() == nil {
 		ps := make([]Purchase, n)
 		total := uint64(0)
-		lengths := r.b
+		// A copy of the reader, where the lengths start, reads them again
+		// below.
+		lengths := *r.Reader
 		for range n {
-			l := r.uvarint()
+			l := r.Uvarint()
 			if l > uint64(len(data)) {
-				r.fail(errStateTruncated)
+				r.Fail(binrec.ErrMalformed)
 			}
 			total += l
 		}
 		// One string holds every order id; each purchase's is a substring.
-		ids := string(r.bytes(total))
-		lr := &stateReader{b: lengths}
+		ids := string(r.Bytes(total))
 		off := uint64(0)
 		var prevNano, prevSec int64
 		for i := range ps {
-			if r.err != nil {
+			if r.Err() != nil {
 				break
 			}
-			l := lr.uvarint()
+			l := lengths.Uvarint()
 			p := &ps[i]
 			p.OrderID = ids[off : off+l]
 			off += l
 			if wide {
-				prevSec += r.varint()
+				prevSec += r.Varint()
 				p.At = r.wideTime(prevSec)
 			} else {
-				prevNano += r.varint()
+				prevNano += r.Varint()
 				p.At = time.Unix(0, prevNano).UTC()
 			}
-			p.Amount = r.varint()
-			if c := r.uvarint(); c < uint64(len(currencies)) {
+			p.Amount = r.Varint()
+			if c := r.Uvarint(); c < uint64(len(currencies)) {
 				p.Currency = currencies[c]
 			} else {
-				r.fail(fmt.Errorf("domain: decode state: currency index %d out of range", c))
+				r.Fail(fmt.Errorf("%w: currency index %d out of range", binrec.ErrMalformed, c))
 			}
-			p.Refunded = r.varint()
+			p.Refunded = r.Varint()
 		}
 		out.Purchases = ps
 	}
-	if r.err != nil {
-		return r.err
-	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("domain: decode state: %d trailing bytes", len(r.b))
+	if err := r.Done(); err != nil {
+		return fmt.Errorf("domain: decode state: %w", err)
 	}
 	*s = out
 	return nil

@@ -2,11 +2,15 @@ package domain
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"rapport.dev/platform/binrec"
 )
 
 // randomState builds a state with every field exercised: zero and non-zero
@@ -148,8 +152,25 @@ func TestStateCodecEdges(t *testing.T) {
 		"short":    good[:len(good)-1],
 	} {
 		var s State
-		if err := s.UnmarshalBinary(bad); err == nil {
+		err := s.UnmarshalBinary(bad)
+		if err == nil {
 			t.Errorf("%s: decoded %+v", name, s)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "domain: decode state: ") {
+			t.Errorf("%s: %v does not say what failed to decode", name, err)
+		}
+		if malformed := name != "version" && name != "flags"; malformed != errors.Is(err, binrec.ErrMalformed) {
+			t.Errorf("%s: %v wraps binrec.ErrMalformed: %v", name, err, !malformed)
+		}
+	}
+	// Every truncation of a state with each kind of field is malformed.
+	for name, s := range goldenStates() {
+		b, _ := s.MarshalBinary()
+		for n := range len(b) {
+			if err := new(State).UnmarshalBinary(b[:n]); !errors.Is(err, binrec.ErrMalformed) {
+				t.Errorf("%s truncated to %d of %d bytes: %v", name, n, len(b), err)
+			}
 		}
 	}
 }
