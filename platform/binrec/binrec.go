@@ -28,7 +28,8 @@ func AppendTime(b []byte, t time.Time) []byte {
 }
 
 // Reader decodes a record; the first error sticks and later reads return
-// zero values.
+// zero values. A copy of a Reader reads on from where the original was,
+// independently (a decoder that reads a list twice copies it).
 type Reader struct {
 	b   []byte
 	err error
