@@ -24,13 +24,11 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	"rapport.dev/platform/boltdb"
@@ -104,31 +102,121 @@ type Prepared struct {
 // not done inside the serialized commit every writer waits on. The event's
 // time is taken now.
 func (l *Log) Prepare(ctx context.Context, tenant, typ, key string, payload proto.Message) (Prepared, error) {
-	any, err := anypb.New(payload)
+	value, err := proto.Marshal(payload)
 	if err != nil {
 		return Prepared{}, fmt.Errorf("feed: payload: %w", err)
 	}
-	return l.PrepareAny(ctx, tenant, typ, key, any)
+	return l.prepare(ctx, tenant, typ, key, typeURLPrefix+string(payload.ProtoReflect().Descriptor().FullName()), value), nil
 }
+
+// typeURLPrefix is what anypb.New puts before a message's full name.
+const typeURLPrefix = "type.googleapis.com/"
 
 // PrepareAny is Prepare for a payload the caller has already encoded, so
 // that a producer that also stores the encoded message (as the profile
 // store does its events) encodes it once.
 func (l *Log) PrepareAny(ctx context.Context, tenant, typ, key string, any *anypb.Any) (Prepared, error) {
-	carrier := propagation.MapCarrier{}
-	telemetry.Propagator.Inject(ctx, carrier)
-	raw, err := proto.Marshal(&feedv1.Event{
-		Tenant:       tenant,
-		Type:         typ,
-		Key:          key,
-		Time:         timestamppb.New(l.clock.Now()),
-		Payload:      any,
-		TraceContext: carrier,
-	})
-	if err != nil {
-		return Prepared{}, fmt.Errorf("feed: encode: %w", err)
+	return l.prepare(ctx, tenant, typ, key, any.GetTypeUrl(), any.GetValue()), nil
+}
+
+// prepare encodes a feedv1.Event (without its sequence) field by field: it
+// is on every write of every service, and building the message to
+// marshal it through reflection cost more than the write's own record.
+// TestPreparedEventDecodes holds it to the generated message.
+func (l *Log) prepare(ctx context.Context, tenant, typ, key, typeURL string, value []byte) Prepared {
+	var tc traceCarrier
+	telemetry.Propagator.Inject(ctx, &tc)
+	at := l.clock.Now()
+	size := 48 + len(tenant) + len(typ) + len(key) + len(typeURL) + len(value)
+	for _, kv := range tc {
+		size += 8 + len(kv)
 	}
-	return Prepared{raw: raw}, nil
+	b := make([]byte, 0, size)
+	b = appendString(b, eventTenantField, tenant)
+	b = appendString(b, eventTypeField, typ)
+	b = appendString(b, eventKeyField, key)
+	// google.protobuf.Timestamp: seconds = 1, nanos = 2.
+	var ts []byte
+	if sec := at.Unix(); sec != 0 {
+		ts = protowire.AppendVarint(protowire.AppendTag(ts, 1, protowire.VarintType), uint64(sec))
+	}
+	if nsec := at.Nanosecond(); nsec != 0 {
+		ts = protowire.AppendVarint(protowire.AppendTag(ts, 2, protowire.VarintType), uint64(nsec))
+	}
+	b = protowire.AppendBytes(protowire.AppendTag(b, eventTimeField, protowire.BytesType), ts)
+	// google.protobuf.Any: type_url = 1, value = 2.
+	b = protowire.AppendTag(b, eventPayloadField, protowire.BytesType)
+	anyLen := 0
+	if typeURL != "" {
+		anyLen += protowire.SizeTag(1) + protowire.SizeBytes(len(typeURL))
+	}
+	if len(value) != 0 {
+		anyLen += protowire.SizeTag(2) + protowire.SizeBytes(len(value))
+	}
+	b = protowire.AppendVarint(b, uint64(anyLen))
+	b = appendString(b, 1, typeURL)
+	if len(value) != 0 {
+		b = protowire.AppendBytes(protowire.AppendTag(b, 2, protowire.BytesType), value)
+	}
+	// map<string, string> trace_context: one entry message (key = 1,
+	// value = 2) per pair.
+	for i := 0; i+1 < len(tc); i += 2 {
+		k, v := tc[i], tc[i+1]
+		b = protowire.AppendTag(b, eventTraceContextField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(protowire.SizeTag(1)+protowire.SizeBytes(len(k))+protowire.SizeTag(2)+protowire.SizeBytes(len(v))))
+		b = protowire.AppendString(protowire.AppendTag(b, 1, protowire.BytesType), k)
+		b = protowire.AppendString(protowire.AppendTag(b, 2, protowire.BytesType), v)
+	}
+	return Prepared{raw: b}
+}
+
+// feedv1.Event's field numbers.
+const (
+	eventTenantField       = 2
+	eventTypeField         = 3
+	eventKeyField          = 4
+	eventTimeField         = 5
+	eventPayloadField      = 6
+	eventTraceContextField = 7
+)
+
+// appendString appends a string field, omitted when empty as proto3 does.
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), s)
+}
+
+// traceCarrier collects what the propagator injects as key, value pairs,
+// in order, without a map.
+type traceCarrier []string
+
+func (c *traceCarrier) Get(key string) string {
+	for i := 0; i+1 < len(*c); i += 2 {
+		if (*c)[i] == key {
+			return (*c)[i+1]
+		}
+	}
+	return ""
+}
+
+func (c *traceCarrier) Set(key, value string) {
+	for i := 0; i+1 < len(*c); i += 2 {
+		if (*c)[i] == key {
+			(*c)[i+1] = value
+			return
+		}
+	}
+	*c = append(*c, key, value)
+}
+
+func (c *traceCarrier) Keys() []string {
+	keys := make([]string, 0, len(*c)/2)
+	for i := 0; i < len(*c); i += 2 {
+		keys = append(keys, (*c)[i])
+	}
+	return keys
 }
 
 // AppendPrepared adds a prepared event inside tx and returns its sequence.
