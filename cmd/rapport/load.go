@@ -574,7 +574,7 @@ func (w *loadWorkload) batch(ctx context.Context) (loadtest.Phase, error) {
 // which is bbolt's best case and several times faster for large transactions.
 func (w *loadWorkload) baseline(ctx context.Context, file string, opts loadtest.Options, perTx int) (loadtest.Measurement, error) {
 	path := filepath.Join(w.dir, file)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		return loadtest.Measurement{}, err
 	}
