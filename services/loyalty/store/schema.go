@@ -6,7 +6,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -61,39 +60,13 @@ func Options() boltdb.Options {
 var migrateChunk = 10000
 
 // binaryMembers re-encodes a version 1 file's JSON members in the binary
-// encoding, a chunk at a time (bbolt does not allow writes while a cursor
-// walks the bucket it writes).
+// encoding.
 func binaryMembers(tx *bolt.Tx) error {
-	b := tx.Bucket(bucketMembers)
-	if b == nil {
-		return nil
-	}
-	var from []byte
-	for {
-		type rec struct{ k, v []byte }
-		var batch []rec
-		c := b.Cursor()
-		k, v := c.First()
-		if from != nil {
-			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
-				k, v = c.Next()
-			}
+	return boltdb.RewriteValues(tx, bucketMembers, migrateChunk, func(k, v []byte) ([]byte, error) {
+		m, err := boltdb.GetJSON[member](v)
+		if err != nil {
+			return nil, fmt.Errorf("member %q: %w", k, err)
 		}
-		for ; k != nil && len(batch) < migrateChunk; k, v = c.Next() {
-			m, err := boltdb.GetJSON[member](v)
-			if err != nil {
-				return fmt.Errorf("member %q: %w", k, err)
-			}
-			batch = append(batch, rec{boltdb.Copy(k), encodeMember(m)})
-		}
-		if len(batch) == 0 {
-			return nil
-		}
-		for _, r := range batch {
-			if err := b.Put(r.k, r.v); err != nil {
-				return err
-			}
-		}
-		from = batch[len(batch)-1].k
-	}
+		return encodeMember(m), nil
+	})
 }

@@ -151,67 +151,37 @@ var migrateChunk = 10000
 // encodings. It goes a chunk of keys at a time (bbolt does not allow writes
 // while a cursor walks the bucket it writes).
 func binaryRecords(tx *bolt.Tx) error {
-	b := tx.Bucket(bucketCustomerData)
-	if b == nil {
-		return nil
-	}
-	chunk := migrateChunk
-	type rec struct{ k, v []byte }
-	var from []byte
-	for {
-		batch := make([]rec, 0, chunk)
-		var last []byte
-		c := b.Cursor()
-		k, v := c.First()
-		if from != nil {
-			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
-				k, v = c.Next()
-			}
+	return boltdb.RewriteValues(tx, bucketCustomerData, migrateChunk, func(k, v []byte) ([]byte, error) {
+		tag, err := recordTag(k)
+		if err != nil {
+			return nil, err
 		}
-		for n := 0; k != nil && n < chunk; k, v = c.Next() {
-			n++
-			last = k
-			tag, err := recordTag(k)
+		switch tag {
+		case tagEvent:
+			e, err := decode[domain.Event](v)
 			if err != nil {
-				return err
+				return nil, fmt.Errorf("event %q: %w", k, err)
 			}
-			var raw []byte
-			switch tag {
-			case tagEvent:
-				e, err := decode[domain.Event](v)
-				if err != nil {
-					return fmt.Errorf("event %q: %w", k, err)
-				}
-				if raw, err = marshalEvent(convert.EventToProto(e)); err != nil {
-					return fmt.Errorf("event %q: %w", k, err)
-				}
-			case tagOrder:
-				o, err := decode[domain.Order](v)
-				if err != nil {
-					return fmt.Errorf("order %q: %w", k, err)
-				}
-				raw = o.AppendBinary(nil)
-			case tagStats:
-				s, err := decode[domain.Stats](v)
-				if err != nil {
-					return fmt.Errorf("stats %q: %w", k, err)
-				}
-				raw = s.AppendBinary(nil)
-			default:
-				return fmt.Errorf("customer_data key %q: unknown record tag %q", k, tag)
+			raw, err := marshalEvent(convert.EventToProto(e))
+			if err != nil {
+				return nil, fmt.Errorf("event %q: %w", k, err)
 			}
-			batch = append(batch, rec{bytes.Clone(k), raw})
-		}
-		if last == nil {
-			return nil
-		}
-		from = bytes.Clone(last)
-		for _, r := range batch {
-			if err := b.Put(r.k, r.v); err != nil {
-				return err
+			return raw, nil
+		case tagOrder:
+			o, err := decode[domain.Order](v)
+			if err != nil {
+				return nil, fmt.Errorf("order %q: %w", k, err)
 			}
+			return o.AppendBinary(nil), nil
+		case tagStats:
+			s, err := decode[domain.Stats](v)
+			if err != nil {
+				return nil, fmt.Errorf("stats %q: %w", k, err)
+			}
+			return s.AppendBinary(nil), nil
 		}
-	}
+		return nil, fmt.Errorf("customer_data key %q: unknown record tag %q", k, tag)
+	})
 }
 
 // recordTag is the tag of a customer_data key: the byte after tenant 0

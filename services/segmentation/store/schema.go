@@ -7,7 +7,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -65,44 +64,17 @@ func Options() boltdb.Options {
 }
 
 // binaryStates re-encodes the JSON states of a version 1 file in the binary
-// encoding, a chunk of keys at a time (bbolt does not allow writes while a
-// cursor walks the bucket it writes).
+// encoding.
 func binaryStates(tx *bolt.Tx) error {
-	b := tx.Bucket(bucketStates)
-	if b == nil {
-		return nil
-	}
-	const chunk = 10000
-	type rec struct{ k, v []byte }
-	var from []byte
-	for {
-		batch := make([]rec, 0, chunk)
-		c := b.Cursor()
-		k, v := c.First()
-		if from != nil {
-			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
-				k, v = c.Next()
-			}
+	return boltdb.RewriteValues(tx, bucketStates, 10000, func(k, v []byte) ([]byte, error) {
+		st, err := boltdb.GetJSON[domain.State](v)
+		if err != nil {
+			return nil, fmt.Errorf("state %q: %w", k, err)
 		}
-		for ; k != nil && len(batch) < chunk; k, v = c.Next() {
-			st, err := boltdb.GetJSON[domain.State](v)
-			if err != nil {
-				return fmt.Errorf("state %q: %w", k, err)
-			}
-			raw, err := st.MarshalBinary()
-			if err != nil {
-				return fmt.Errorf("state %q: %w", k, err)
-			}
-			batch = append(batch, rec{bytes.Clone(k), raw})
+		raw, err := st.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("state %q: %w", k, err)
 		}
-		if len(batch) == 0 {
-			return nil
-		}
-		for _, r := range batch {
-			if err := b.Put(r.k, r.v); err != nil {
-				return err
-			}
-		}
-		from = batch[len(batch)-1].k
-	}
+		return raw, nil
+	})
 }
