@@ -73,6 +73,13 @@ func (d Deps) FeedLog(db *boltdb.DB) (*feed.Log, error) {
 	return l, l.Instrument(d.MeterProvider, d.name)
 }
 
+// Follower follows a feed into db under name, logged, traced and measured
+// as the component's, on its clock.
+func (d Deps) Follower(db *boltdb.DB, name string, handle feed.Handler, source feed.Source) *feed.Follower {
+	return &feed.Follower{Name: name, DB: db, Handle: handle, Source: source, Logger: d.Logger,
+		TracerProvider: d.TracerProvider, MeterProvider: d.MeterProvider, Component: d.name, Clock: d.Clock}
+}
+
 // Dial connects the component to another service, traced, measured and
 // with the component's credentials.
 func (d Deps) Dial(target string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {

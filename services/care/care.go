@@ -15,11 +15,9 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 
 	carev1 "rapport.dev/gen/go/rapport/care/v1"
-	feedv1 "rapport.dev/gen/go/rapport/feed/v1"
 	loyaltyv1 "rapport.dev/gen/go/rapport/loyalty/v1"
 	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
@@ -29,6 +27,7 @@ import (
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/tenancy"
+	"rapport.dev/platform/timers"
 	"rapport.dev/platform/webhook"
 	"rapport.dev/services/care/api"
 	"rapport.dev/services/care/store"
@@ -133,10 +132,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 		return cc, err
 	}
-	follow := func(name string, handle func(context.Context, *bolt.Tx, *feedv1.Event) error,
-		source func(ctx context.Context, after uint64) (feed.Stream, error)) {
-		s.followers = append(s.followers, &feed.Follower{Name: name, DB: db, Handle: handle, Source: source,
-			Logger: log, TracerProvider: deps.TracerProvider, MeterProvider: deps.MeterProvider, Component: Name, Clock: deps.Clock})
+	follow := func(name string, handle feed.Handler, source feed.Source) {
+		s.followers = append(s.followers, deps.Follower(db, name, handle, source))
 	}
 
 	pc, err := dial(cfg.ProfileTarget)
@@ -195,7 +192,12 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	for _, f := range s.followers {
 		wg.Go(func() { f.Run(wctx) })
 	}
-	wg.Go(func() { s.fireTimers(wctx) })
+	wg.Go(func() {
+		timers.Run(wctx, s.clock, s.log, s.store.TimerWake(), func(ctx context.Context, now time.Time) (time.Time, error) {
+			_, next, err := s.store.FireDue(ctx, now)
+			return next, err
+		})
+	})
 	outboxErr := make(chan error, 1)
 	wg.Go(func() {
 		err := s.outbox.Run(wctx)
@@ -225,22 +227,6 @@ func (s *Service) Close() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(append(errs, s.db.Close())...)
-}
-
-// fireTimers fires plans and moves tasks whose timers are due, sleeping on
-// the injected clock until the next is due or a commit schedules an
-// earlier one.
-func (s *Service) fireTimers(ctx context.Context) {
-	for {
-		_, next, err := s.store.FireDue(ctx, s.clock.Now().UTC())
-		if err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "firing timers failed", "error", err)
-			next = s.clock.Now().Add(time.Second)
-		}
-		if !clock.WaitUntil(ctx, s.clock, next, s.store.TimerWake()) {
-			return
-		}
-	}
 }
 
 // Run listens on the configured address and serves until ctx ends.

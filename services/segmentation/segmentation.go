@@ -24,6 +24,7 @@ import (
 	"rapport.dev/platform/feed"
 	"rapport.dev/platform/grpcserver"
 	"rapport.dev/platform/tenancy"
+	"rapport.dev/platform/timers"
 	"rapport.dev/services/segmentation/api"
 	"rapport.dev/services/segmentation/store"
 
@@ -127,25 +128,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	applied := newProgress(cursor)
-	follower := &feed.Follower{
-		Name: followerName,
-		DB:   db,
-		Source: func(ctx context.Context, after uint64) (feed.Stream, error) {
-			ctx = tenancy.WithTenant(ctx, tenancy.All)
-			stream, err := profiles.FollowChanges(ctx, &profilev1.FollowChangesRequest{AfterSequence: after, Wait: true})
-			if err != nil {
-				return nil, err
-			}
-			return feed.StreamOf(stream), nil
-		},
-		Handle:         st.ApplyProfileEvent,
-		Applied:        applied.set,
-		Logger:         log,
-		TracerProvider: deps.TracerProvider,
-		MeterProvider:  deps.MeterProvider,
-		Component:      Name,
-		Clock:          deps.Clock,
-	}
+	follower := deps.Follower(db, followerName, st.ApplyProfileEvent, func(ctx context.Context, after uint64) (feed.Stream, error) {
+		ctx = tenancy.WithTenant(ctx, tenancy.All)
+		stream, err := profiles.FollowChanges(ctx, &profilev1.FollowChangesRequest{AfterSequence: after, Wait: true})
+		if err != nil {
+			return nil, err
+		}
+		return feed.StreamOf(stream), nil
+	})
+	follower.Applied = applied.set
 	srv := deps.NewServer(api.CrossTenantMethods, db)
 	a := api.New(st, feedLog, log)
 	a.CaughtUp = func(ctx context.Context) error { return caughtUp(ctx, profiles, applied) }
@@ -241,7 +232,12 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 	var wg sync.WaitGroup
 	for _, w := range []func(context.Context){
 		func(ctx context.Context) { s.follower.Run(ctx) },
-		s.fireTimers,
+		func(ctx context.Context) {
+			timers.Run(ctx, s.clock, s.log, s.store.TimerWake(), func(ctx context.Context, now time.Time) (time.Time, error) {
+				_, next, err := s.store.FireDue(ctx, now)
+				return next, err
+			})
+		},
 		s.rescore,
 		s.fitValueModels,
 	} {
@@ -263,21 +259,6 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 
 // Close releases what New opened, for a service never served.
 func (s *Service) Close() error { return errors.Join(s.profile.Close(), s.db.Close()) }
-
-// fireTimers fires due timers, sleeping on the injected clock until the next
-// is due or a commit schedules an earlier one.
-func (s *Service) fireTimers(ctx context.Context) {
-	for {
-		_, next, err := s.store.FireDue(ctx, s.clock.Now().UTC())
-		if err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "firing timers failed", "error", err)
-			next = s.clock.Now().Add(time.Second)
-		}
-		if !clock.WaitUntil(ctx, s.clock, next, s.store.TimerWake()) {
-			return
-		}
-	}
-}
 
 // rescore recomputes population scores of tenants that changed, on a real
 // ticker: it is about freshness, not about the time the rules see.
