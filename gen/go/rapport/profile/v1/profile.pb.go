@@ -5902,8 +5902,7 @@ const file_rapport_profile_v1_profile_proto_rawDesc = "" +
 	"\x13EVENT_KIND_REFERRAL\x10\b2\xef\x14\n" +
 	"\x0eProfileService\x12\x88\x01\n" +
 	"\x0eCreateCustomer\x12).rapport.profile.v1.CreateCustomerRequest\x1a*.rapport.profile.v1.CreateCustomerResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\bcustomer\"\r/v1/customers\x12\x9f\x01\n" +
-	"\x14BatchCreateCustomers\x12/.rapport.profile.v1.BatchCreateCustomersRequest\x1a0.rapport.profile.v1.BatchCreateCustomersResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/customers:batchCreate\x12\x83\x01\n" +
-	"\vGetCustomer\x12&.rapport.profile.v1.GetCustomerRequest\x1a'.rapport.profile.v1.GetCustomerResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/customers/{customer_id}\x12\x9f\x01\n" +
+	"\x14BatchCreateCustomers\x12/.rapport.profile.v1.BatchCreateCustomersRequest\x1a0.rapport.profile.v1.BatchCreateCustomersResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/customers:batchCreate\x12\x9f\x01\n" +
 	"\x0eUpdateCustomer\x12).rapport.profile.v1.UpdateCustomerRequest\x1a*.rapport.profile.v1.UpdateCustomerResponse\"6\x82\xd3\xe4\x93\x020:\bcustomer2$/v1/customers/{customer.customer_id}\x12{\n" +
 	"\rListCustomers\x12(.rapport.profile.v1.ListCustomersRequest\x1a).rapport.profile.v1.ListCustomersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/customers\x12\x92\x01\n" +
 	"\rEraseCustomer\x12(.rapport.profile.v1.EraseCustomerRequest\x1a).rapport.profile.v1.EraseCustomerResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/customers/{customer_id}:erase\x12\x7f\n" +
@@ -5919,7 +5918,8 @@ const file_rapport_profile_v1_profile_proto_rawDesc = "" +
 	"ListEvents\x12%.rapport.profile.v1.ListEventsRequest\x1a&.rapport.profile.v1.ListEventsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/customers/{customer_id}/events\x12\xac\x01\n" +
 	"\x15GetCustomerIndicators\x120.rapport.profile.v1.GetCustomerIndicatorsRequest\x1a1.rapport.profile.v1.GetCustomerIndicatorsResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/customers/{customer_id}/indicators\x12\x8e\x01\n" +
 	"\x13GetTenantIndicators\x12..rapport.profile.v1.GetTenantIndicatorsRequest\x1a/.rapport.profile.v1.GetTenantIndicatorsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/indicators\x12{\n" +
-	"\rFollowChanges\x12(.rapport.profile.v1.FollowChangesRequest\x1a).rapport.profile.v1.FollowChangesResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/changes0\x01B\xc1\x01\n" +
+	"\rFollowChanges\x12(.rapport.profile.v1.FollowChangesRequest\x1a).rapport.profile.v1.FollowChangesResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/changes0\x01\x12\x83\x01\n" +
+	"\vGetCustomer\x12&.rapport.profile.v1.GetCustomerRequest\x1a'.rapport.profile.v1.GetCustomerResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/customers/{customer_id}B\xc1\x01\n" +
 	"\x16com.rapport.profile.v1B\fProfileProtoP\x01Z/rapport.dev/gen/go/rapport/profile/v1;profilev1\xa2\x02\x03RPX\xaa\x02\x12Rapport.Profile.V1\xca\x02\x12Rapport\\Profile\\V1\xe2\x02\x1eRapport\\Profile\\V1\\GPBMetadata\xea\x02\x14Rapport::Profile::V1b\x06proto3"
 
 var (
@@ -6113,40 +6113,40 @@ var file_rapport_profile_v1_profile_proto_depIdxs = []int32{
 	84,  // 86: rapport.profile.v1.FollowChangesResponse.event:type_name -> rapport.feed.v1.Event
 	24,  // 87: rapport.profile.v1.ProfileService.CreateCustomer:input_type -> rapport.profile.v1.CreateCustomerRequest
 	26,  // 88: rapport.profile.v1.ProfileService.BatchCreateCustomers:input_type -> rapport.profile.v1.BatchCreateCustomersRequest
-	29,  // 89: rapport.profile.v1.ProfileService.GetCustomer:input_type -> rapport.profile.v1.GetCustomerRequest
-	31,  // 90: rapport.profile.v1.ProfileService.UpdateCustomer:input_type -> rapport.profile.v1.UpdateCustomerRequest
-	33,  // 91: rapport.profile.v1.ProfileService.ListCustomers:input_type -> rapport.profile.v1.ListCustomersRequest
-	35,  // 92: rapport.profile.v1.ProfileService.EraseCustomer:input_type -> rapport.profile.v1.EraseCustomerRequest
-	37,  // 93: rapport.profile.v1.ProfileService.ListDuplicates:input_type -> rapport.profile.v1.ListDuplicatesRequest
-	40,  // 94: rapport.profile.v1.ProfileService.MergeCustomers:input_type -> rapport.profile.v1.MergeCustomersRequest
-	42,  // 95: rapport.profile.v1.ProfileService.UpsertContact:input_type -> rapport.profile.v1.UpsertContactRequest
-	44,  // 96: rapport.profile.v1.ProfileService.DeleteContact:input_type -> rapport.profile.v1.DeleteContactRequest
-	56,  // 97: rapport.profile.v1.ProfileService.RecordEvent:input_type -> rapport.profile.v1.RecordEventRequest
-	58,  // 98: rapport.profile.v1.ProfileService.BatchRecordEvents:input_type -> rapport.profile.v1.BatchRecordEventsRequest
-	61,  // 99: rapport.profile.v1.ProfileService.StreamRecordEvents:input_type -> rapport.profile.v1.StreamRecordEventsRequest
-	64,  // 100: rapport.profile.v1.ProfileService.GetEvent:input_type -> rapport.profile.v1.GetEventRequest
-	66,  // 101: rapport.profile.v1.ProfileService.ListEvents:input_type -> rapport.profile.v1.ListEventsRequest
-	71,  // 102: rapport.profile.v1.ProfileService.GetCustomerIndicators:input_type -> rapport.profile.v1.GetCustomerIndicatorsRequest
-	73,  // 103: rapport.profile.v1.ProfileService.GetTenantIndicators:input_type -> rapport.profile.v1.GetTenantIndicatorsRequest
-	75,  // 104: rapport.profile.v1.ProfileService.FollowChanges:input_type -> rapport.profile.v1.FollowChangesRequest
+	31,  // 89: rapport.profile.v1.ProfileService.UpdateCustomer:input_type -> rapport.profile.v1.UpdateCustomerRequest
+	33,  // 90: rapport.profile.v1.ProfileService.ListCustomers:input_type -> rapport.profile.v1.ListCustomersRequest
+	35,  // 91: rapport.profile.v1.ProfileService.EraseCustomer:input_type -> rapport.profile.v1.EraseCustomerRequest
+	37,  // 92: rapport.profile.v1.ProfileService.ListDuplicates:input_type -> rapport.profile.v1.ListDuplicatesRequest
+	40,  // 93: rapport.profile.v1.ProfileService.MergeCustomers:input_type -> rapport.profile.v1.MergeCustomersRequest
+	42,  // 94: rapport.profile.v1.ProfileService.UpsertContact:input_type -> rapport.profile.v1.UpsertContactRequest
+	44,  // 95: rapport.profile.v1.ProfileService.DeleteContact:input_type -> rapport.profile.v1.DeleteContactRequest
+	56,  // 96: rapport.profile.v1.ProfileService.RecordEvent:input_type -> rapport.profile.v1.RecordEventRequest
+	58,  // 97: rapport.profile.v1.ProfileService.BatchRecordEvents:input_type -> rapport.profile.v1.BatchRecordEventsRequest
+	61,  // 98: rapport.profile.v1.ProfileService.StreamRecordEvents:input_type -> rapport.profile.v1.StreamRecordEventsRequest
+	64,  // 99: rapport.profile.v1.ProfileService.GetEvent:input_type -> rapport.profile.v1.GetEventRequest
+	66,  // 100: rapport.profile.v1.ProfileService.ListEvents:input_type -> rapport.profile.v1.ListEventsRequest
+	71,  // 101: rapport.profile.v1.ProfileService.GetCustomerIndicators:input_type -> rapport.profile.v1.GetCustomerIndicatorsRequest
+	73,  // 102: rapport.profile.v1.ProfileService.GetTenantIndicators:input_type -> rapport.profile.v1.GetTenantIndicatorsRequest
+	75,  // 103: rapport.profile.v1.ProfileService.FollowChanges:input_type -> rapport.profile.v1.FollowChangesRequest
+	29,  // 104: rapport.profile.v1.ProfileService.GetCustomer:input_type -> rapport.profile.v1.GetCustomerRequest
 	25,  // 105: rapport.profile.v1.ProfileService.CreateCustomer:output_type -> rapport.profile.v1.CreateCustomerResponse
 	27,  // 106: rapport.profile.v1.ProfileService.BatchCreateCustomers:output_type -> rapport.profile.v1.BatchCreateCustomersResponse
-	30,  // 107: rapport.profile.v1.ProfileService.GetCustomer:output_type -> rapport.profile.v1.GetCustomerResponse
-	32,  // 108: rapport.profile.v1.ProfileService.UpdateCustomer:output_type -> rapport.profile.v1.UpdateCustomerResponse
-	34,  // 109: rapport.profile.v1.ProfileService.ListCustomers:output_type -> rapport.profile.v1.ListCustomersResponse
-	36,  // 110: rapport.profile.v1.ProfileService.EraseCustomer:output_type -> rapport.profile.v1.EraseCustomerResponse
-	39,  // 111: rapport.profile.v1.ProfileService.ListDuplicates:output_type -> rapport.profile.v1.ListDuplicatesResponse
-	41,  // 112: rapport.profile.v1.ProfileService.MergeCustomers:output_type -> rapport.profile.v1.MergeCustomersResponse
-	43,  // 113: rapport.profile.v1.ProfileService.UpsertContact:output_type -> rapport.profile.v1.UpsertContactResponse
-	45,  // 114: rapport.profile.v1.ProfileService.DeleteContact:output_type -> rapport.profile.v1.DeleteContactResponse
-	57,  // 115: rapport.profile.v1.ProfileService.RecordEvent:output_type -> rapport.profile.v1.RecordEventResponse
-	60,  // 116: rapport.profile.v1.ProfileService.BatchRecordEvents:output_type -> rapport.profile.v1.BatchRecordEventsResponse
-	62,  // 117: rapport.profile.v1.ProfileService.StreamRecordEvents:output_type -> rapport.profile.v1.StreamRecordEventsResponse
-	65,  // 118: rapport.profile.v1.ProfileService.GetEvent:output_type -> rapport.profile.v1.GetEventResponse
-	67,  // 119: rapport.profile.v1.ProfileService.ListEvents:output_type -> rapport.profile.v1.ListEventsResponse
-	72,  // 120: rapport.profile.v1.ProfileService.GetCustomerIndicators:output_type -> rapport.profile.v1.GetCustomerIndicatorsResponse
-	74,  // 121: rapport.profile.v1.ProfileService.GetTenantIndicators:output_type -> rapport.profile.v1.GetTenantIndicatorsResponse
-	76,  // 122: rapport.profile.v1.ProfileService.FollowChanges:output_type -> rapport.profile.v1.FollowChangesResponse
+	32,  // 107: rapport.profile.v1.ProfileService.UpdateCustomer:output_type -> rapport.profile.v1.UpdateCustomerResponse
+	34,  // 108: rapport.profile.v1.ProfileService.ListCustomers:output_type -> rapport.profile.v1.ListCustomersResponse
+	36,  // 109: rapport.profile.v1.ProfileService.EraseCustomer:output_type -> rapport.profile.v1.EraseCustomerResponse
+	39,  // 110: rapport.profile.v1.ProfileService.ListDuplicates:output_type -> rapport.profile.v1.ListDuplicatesResponse
+	41,  // 111: rapport.profile.v1.ProfileService.MergeCustomers:output_type -> rapport.profile.v1.MergeCustomersResponse
+	43,  // 112: rapport.profile.v1.ProfileService.UpsertContact:output_type -> rapport.profile.v1.UpsertContactResponse
+	45,  // 113: rapport.profile.v1.ProfileService.DeleteContact:output_type -> rapport.profile.v1.DeleteContactResponse
+	57,  // 114: rapport.profile.v1.ProfileService.RecordEvent:output_type -> rapport.profile.v1.RecordEventResponse
+	60,  // 115: rapport.profile.v1.ProfileService.BatchRecordEvents:output_type -> rapport.profile.v1.BatchRecordEventsResponse
+	62,  // 116: rapport.profile.v1.ProfileService.StreamRecordEvents:output_type -> rapport.profile.v1.StreamRecordEventsResponse
+	65,  // 117: rapport.profile.v1.ProfileService.GetEvent:output_type -> rapport.profile.v1.GetEventResponse
+	67,  // 118: rapport.profile.v1.ProfileService.ListEvents:output_type -> rapport.profile.v1.ListEventsResponse
+	72,  // 119: rapport.profile.v1.ProfileService.GetCustomerIndicators:output_type -> rapport.profile.v1.GetCustomerIndicatorsResponse
+	74,  // 120: rapport.profile.v1.ProfileService.GetTenantIndicators:output_type -> rapport.profile.v1.GetTenantIndicatorsResponse
+	76,  // 121: rapport.profile.v1.ProfileService.FollowChanges:output_type -> rapport.profile.v1.FollowChangesResponse
+	30,  // 122: rapport.profile.v1.ProfileService.GetCustomer:output_type -> rapport.profile.v1.GetCustomerResponse
 	105, // [105:123] is the sub-list for method output_type
 	87,  // [87:105] is the sub-list for method input_type
 	87,  // [87:87] is the sub-list for extension type_name

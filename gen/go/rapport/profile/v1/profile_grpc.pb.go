@@ -21,7 +21,6 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ProfileService_CreateCustomer_FullMethodName        = "/rapport.profile.v1.ProfileService/CreateCustomer"
 	ProfileService_BatchCreateCustomers_FullMethodName  = "/rapport.profile.v1.ProfileService/BatchCreateCustomers"
-	ProfileService_GetCustomer_FullMethodName           = "/rapport.profile.v1.ProfileService/GetCustomer"
 	ProfileService_UpdateCustomer_FullMethodName        = "/rapport.profile.v1.ProfileService/UpdateCustomer"
 	ProfileService_ListCustomers_FullMethodName         = "/rapport.profile.v1.ProfileService/ListCustomers"
 	ProfileService_EraseCustomer_FullMethodName         = "/rapport.profile.v1.ProfileService/EraseCustomer"
@@ -37,6 +36,7 @@ const (
 	ProfileService_GetCustomerIndicators_FullMethodName = "/rapport.profile.v1.ProfileService/GetCustomerIndicators"
 	ProfileService_GetTenantIndicators_FullMethodName   = "/rapport.profile.v1.ProfileService/GetTenantIndicators"
 	ProfileService_FollowChanges_FullMethodName         = "/rapport.profile.v1.ProfileService/FollowChanges"
+	ProfileService_GetCustomer_FullMethodName           = "/rapport.profile.v1.ProfileService/GetCustomer"
 )
 
 // ProfileServiceClient is the client API for ProfileService service.
@@ -58,8 +58,6 @@ type ProfileServiceClient interface {
 	// BatchCreateCustomers creates up to 1000 customers in one call; each item
 	// succeeds or fails on its own, with the same idempotency as CreateCustomer.
 	BatchCreateCustomers(ctx context.Context, in *BatchCreateCustomersRequest, opts ...grpc.CallOption) (*BatchCreateCustomersResponse, error)
-	// GetCustomer returns one customer.
-	GetCustomer(ctx context.Context, in *GetCustomerRequest, opts ...grpc.CallOption) (*GetCustomerResponse, error)
 	// UpdateCustomer changes the fields named in update_mask. When the
 	// customer's etag is set it must match the stored one (optimistic
 	// concurrency), otherwise the call fails with ABORTED.
@@ -102,6 +100,11 @@ type ProfileServiceClient interface {
 	// customer change and every recorded event, in commit order, then waits for
 	// more. Followers store the last sequence they applied and resume from it.
 	FollowChanges(ctx context.Context, in *FollowChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FollowChangesResponse], error)
+	// GetCustomer returns one customer.
+	//
+	// It is declared last because it is the hottest read: the REST gateway
+	// tries the routes of a service in reverse order of declaration.
+	GetCustomer(ctx context.Context, in *GetCustomerRequest, opts ...grpc.CallOption) (*GetCustomerResponse, error)
 }
 
 type profileServiceClient struct {
@@ -126,16 +129,6 @@ func (c *profileServiceClient) BatchCreateCustomers(ctx context.Context, in *Bat
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BatchCreateCustomersResponse)
 	err := c.cc.Invoke(ctx, ProfileService_BatchCreateCustomers_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *profileServiceClient) GetCustomer(ctx context.Context, in *GetCustomerRequest, opts ...grpc.CallOption) (*GetCustomerResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetCustomerResponse)
-	err := c.cc.Invoke(ctx, ProfileService_GetCustomer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +297,16 @@ func (c *profileServiceClient) FollowChanges(ctx context.Context, in *FollowChan
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ProfileService_FollowChangesClient = grpc.ServerStreamingClient[FollowChangesResponse]
 
+func (c *profileServiceClient) GetCustomer(ctx context.Context, in *GetCustomerRequest, opts ...grpc.CallOption) (*GetCustomerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCustomerResponse)
+	err := c.cc.Invoke(ctx, ProfileService_GetCustomer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProfileServiceServer is the server API for ProfileService service.
 // All implementations must embed UnimplementedProfileServiceServer
 // for forward compatibility.
@@ -323,8 +326,6 @@ type ProfileServiceServer interface {
 	// BatchCreateCustomers creates up to 1000 customers in one call; each item
 	// succeeds or fails on its own, with the same idempotency as CreateCustomer.
 	BatchCreateCustomers(context.Context, *BatchCreateCustomersRequest) (*BatchCreateCustomersResponse, error)
-	// GetCustomer returns one customer.
-	GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error)
 	// UpdateCustomer changes the fields named in update_mask. When the
 	// customer's etag is set it must match the stored one (optimistic
 	// concurrency), otherwise the call fails with ABORTED.
@@ -367,6 +368,11 @@ type ProfileServiceServer interface {
 	// customer change and every recorded event, in commit order, then waits for
 	// more. Followers store the last sequence they applied and resume from it.
 	FollowChanges(*FollowChangesRequest, grpc.ServerStreamingServer[FollowChangesResponse]) error
+	// GetCustomer returns one customer.
+	//
+	// It is declared last because it is the hottest read: the REST gateway
+	// tries the routes of a service in reverse order of declaration.
+	GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error)
 	mustEmbedUnimplementedProfileServiceServer()
 }
 
@@ -382,9 +388,6 @@ func (UnimplementedProfileServiceServer) CreateCustomer(context.Context, *Create
 }
 func (UnimplementedProfileServiceServer) BatchCreateCustomers(context.Context, *BatchCreateCustomersRequest) (*BatchCreateCustomersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BatchCreateCustomers not implemented")
-}
-func (UnimplementedProfileServiceServer) GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method GetCustomer not implemented")
 }
 func (UnimplementedProfileServiceServer) UpdateCustomer(context.Context, *UpdateCustomerRequest) (*UpdateCustomerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateCustomer not implemented")
@@ -430,6 +433,9 @@ func (UnimplementedProfileServiceServer) GetTenantIndicators(context.Context, *G
 }
 func (UnimplementedProfileServiceServer) FollowChanges(*FollowChangesRequest, grpc.ServerStreamingServer[FollowChangesResponse]) error {
 	return status.Error(codes.Unimplemented, "method FollowChanges not implemented")
+}
+func (UnimplementedProfileServiceServer) GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCustomer not implemented")
 }
 func (UnimplementedProfileServiceServer) mustEmbedUnimplementedProfileServiceServer() {}
 func (UnimplementedProfileServiceServer) testEmbeddedByValue()                        {}
@@ -484,24 +490,6 @@ func _ProfileService_BatchCreateCustomers_Handler(srv interface{}, ctx context.C
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ProfileServiceServer).BatchCreateCustomers(ctx, req.(*BatchCreateCustomersRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ProfileService_GetCustomer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(GetCustomerRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ProfileServiceServer).GetCustomer(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ProfileService_GetCustomer_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ProfileServiceServer).GetCustomer(ctx, req.(*GetCustomerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -758,6 +746,24 @@ func _ProfileService_FollowChanges_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ProfileService_FollowChangesServer = grpc.ServerStreamingServer[FollowChangesResponse]
 
+func _ProfileService_GetCustomer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCustomerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProfileServiceServer).GetCustomer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProfileService_GetCustomer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProfileServiceServer).GetCustomer(ctx, req.(*GetCustomerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ProfileService_ServiceDesc is the grpc.ServiceDesc for ProfileService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -772,10 +778,6 @@ var ProfileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BatchCreateCustomers",
 			Handler:    _ProfileService_BatchCreateCustomers_Handler,
-		},
-		{
-			MethodName: "GetCustomer",
-			Handler:    _ProfileService_GetCustomer_Handler,
 		},
 		{
 			MethodName: "UpdateCustomer",
@@ -828,6 +830,10 @@ var ProfileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTenantIndicators",
 			Handler:    _ProfileService_GetTenantIndicators_Handler,
+		},
+		{
+			MethodName: "GetCustomer",
+			Handler:    _ProfileService_GetCustomer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
