@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -15,8 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"rapport.dev/platform/telemetry"
 )
 
 // localMethod is a unary method registered through Server.RegisterService.
@@ -64,8 +64,9 @@ func (s *Server) method(name string) (localMethod, bool) {
 //   - the handler sees the caller's outgoing metadata as incoming
 //     metadata (validated and without reserved headers, as a gRPC client
 //     sends it), the caller's deadline and cancellation, and none of the
-//     caller's context values; the caller's trace context travels as
-//     traceparent metadata;
+//     caller's context values; the caller's trace context and baggage
+//     reach the server as the remote parent a traceparent and baggage
+//     header would give it, without being formatted and parsed;
 //   - the call passes through the server's stats handler (its span and
 //     metrics) and the same interceptor chain: logging, panic recovery,
 //     tenancy;
@@ -128,14 +129,15 @@ func (s *Server) invoke(ctx context.Context, m localMethod, method string, args,
 	if md == nil {
 		md = metadata.MD{}
 	}
-	telemetry.Propagator.Inject(ctx, metadataCarrier(md))
 	if !s.calls.enter() {
 		return status.Error(codes.Unavailable, "grpcserver: the server is stopping")
 	}
 	defer s.calls.leave()
 
 	st := &localStream{method: method}
-	resp, out, err := s.serve(&callContext{Context: context.Background(), caller: ctx}, m, method, md, in, st)
+	remote := trace.ContextWithRemoteSpanContext(baggage.ContextWithBaggage(context.Background(), baggage.FromContext(ctx)),
+		trace.SpanContextFromContext(ctx))
+	resp, size, err := s.serve(&callContext{Context: remote, caller: ctx}, m, method, md, in, st)
 	header, trailer := st.sent(status.Convert(err))
 	limit := -1 // the last limit given applies, as in grpc
 	for _, o := range opts {
@@ -143,8 +145,8 @@ func (s *Server) invoke(ctx context.Context, m localMethod, method string, args,
 			limit = o.MaxRecvMsgSize
 		}
 	}
-	if err == nil && limit >= 0 && len(out) > limit {
-		err = status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", len(out), limit)
+	if err == nil && limit >= 0 && size > limit {
+		err = status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, limit)
 	}
 	for _, o := range opts {
 		switch o := o.(type) {
@@ -160,7 +162,11 @@ func (s *Server) invoke(ctx context.Context, m localMethod, method string, args,
 		return err
 	}
 	if !handOver(reply.(proto.Message), resp) {
-		if err := proto.Unmarshal(out, reply.(proto.Message)); err != nil {
+		out, err := proto.Marshal(resp)
+		if err == nil {
+			err = proto.Unmarshal(out, reply.(proto.Message))
+		}
+		if err != nil {
 			return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
 		}
 	}
@@ -191,9 +197,10 @@ func handOver(reply, resp proto.Message) bool {
 // serve is the server side of the call, in the order grpc.Server runs it
 // (handleStream, processRPC): stats tag and begin, decode under the receive
 // limit, the handler through the interceptors, encode, stats end. It
-// returns the response with its encoding, or the status error the client
-// would get.
-func (s *Server) serve(ctx context.Context, m localMethod, method string, md metadata.MD, in []byte, st *localStream) (resp proto.Message, out []byte, err error) {
+// returns the response with the size of its encoding, or the status error
+// the client would get. The response is sized, not encoded: the caller
+// takes it over as it is (handOver), so the bytes would only be counted.
+func (s *Server) serve(ctx context.Context, m localMethod, method string, md metadata.MD, in []byte, st *localStream) (resp proto.Message, size int, err error) {
 	ctx = metadata.NewIncomingContext(ctx, md)
 	ctx = peer.NewContext(ctx, &peer.Peer{Addr: inProcessAddr{}, LocalAddr: s.localAddr()})
 	sh := s.stats
@@ -225,20 +232,17 @@ func (s *Server) serve(ctx context.Context, m localMethod, method string, md met
 		if !ok {
 			as = status.FromContextError(appErr)
 		}
-		return nil, nil, status.FromProto(as.Proto()).Err()
+		return nil, 0, status.FromProto(as.Proto()).Err()
 	}
 	resp, ok := r.(proto.Message)
 	if !ok {
-		return nil, nil, status.Errorf(codes.Internal, "grpc: error while marshaling: proto: failed to marshal, message is %T, want proto.Message", r)
+		return nil, 0, status.Errorf(codes.Internal, "grpc: error while marshaling: proto: failed to marshal, message is %T, want proto.Message", r)
 	}
-	out, err = proto.Marshal(resp)
-	if err != nil {
-		return nil, nil, status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
-	}
+	size = proto.Size(resp)
 	header := st.sendHeader()
 	sh.HandleRPC(ctx, &stats.OutHeader{Header: header, FullMethod: method, RemoteAddr: inProcessAddr{}, LocalAddr: s.localAddr()})
-	sh.HandleRPC(ctx, &stats.OutPayload{Payload: resp, Length: len(out), CompressedLength: len(out), WireLength: len(out) + 5, SentTime: time.Now()})
-	return resp, out, nil
+	sh.HandleRPC(ctx, &stats.OutPayload{Payload: resp, Length: size, CompressedLength: size, WireLength: size + 5, SentTime: time.Now()})
+	return resp, size, nil
 }
 
 // outgoingMetadata checks md as grpc's client does before a call, then
@@ -408,24 +412,6 @@ type inProcessAddr struct{}
 
 func (inProcessAddr) Network() string { return "inprocess" }
 func (inProcessAddr) String() string  { return "inprocess" }
-
-// metadataCarrier lets the propagator write into metadata.
-type metadataCarrier metadata.MD
-
-func (c metadataCarrier) Get(k string) string {
-	if v := metadata.MD(c).Get(k); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-func (c metadataCarrier) Set(k, v string) { metadata.MD(c).Set(k, v) }
-func (c metadataCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
-}
 
 // calls tracks in-process calls so Stop can refuse new ones and wait for
 // those in flight, as GracefulStop does for network calls.

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -47,10 +48,10 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 type profileBackend struct {
 	profilev1.UnimplementedProfileServiceServer
 
-	mu          sync.Mutex
-	calls       int
-	tenants     []string // x-rapport-tenant values of the last call
-	traceparent string   // traceparent of the last call
+	mu      sync.Mutex
+	calls   int
+	tenants []string // x-rapport-tenant values of the last call
+	traceID string   // trace id the last call was served in
 	// tenant is the tenant the server's interceptor put in the context of
 	// the last call.
 	tenant string
@@ -65,9 +66,7 @@ func (b *profileBackend) note(ctx context.Context) {
 	defer b.mu.Unlock()
 	b.calls++
 	b.tenants = md.Get(tenancy.MetadataKey)
-	if tp := md.Get("traceparent"); len(tp) > 0 {
-		b.traceparent = tp[0]
-	}
+	b.traceID = trace.SpanContextFromContext(ctx).TraceID().String()
 	b.tenant, _ = tenancy.FromContext(ctx)
 	if p, ok := peer.FromContext(ctx); ok {
 		b.network = p.Addr.Network()
@@ -94,10 +93,10 @@ func (b *profileBackend) FollowChanges(req *profilev1.FollowChangesRequest, stre
 	return nil
 }
 
-func (b *profileBackend) snapshot() (calls int, tenants []string, traceparent string) {
+func (b *profileBackend) snapshot() (calls int, tenants []string, traceID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.calls, b.tenants, b.traceparent
+	return b.calls, b.tenants, b.traceID
 }
 
 func badRequest(msg, field, description string) error {
@@ -643,8 +642,8 @@ func testTrace(t *testing.T, transport string) {
 	if !strings.Contains(strings.Join(names, "|"), "HTTP GET /v1/customers/{customer_id}") {
 		t.Errorf("spans %q lack HTTP GET /v1/customers/{customer_id}", names)
 	}
-	if _, _, tp := f.backend.snapshot(); !strings.Contains(tp, traceID) {
-		t.Errorf("backend traceparent %q is not in trace %s", tp, traceID)
+	if _, _, got := f.backend.snapshot(); got != traceID {
+		t.Errorf("backend served the call in trace %s, want %s", got, traceID)
 	}
 }
 
