@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,10 @@ type Result struct {
 	// (zero where it cannot be measured): the load generator's and, when
 	// the system under test runs in the process, the system's.
 	CPU time.Duration
+	// Allocs is how many heap objects the whole process allocated during
+	// the measured part: unlike CPU time, other processes on the machine
+	// do not change it.
+	Allocs uint64
 }
 
 // PerSecond is the rate of successful operations.
@@ -102,10 +107,17 @@ func Run(ctx context.Context, opts Options, op Op) (Result, error) {
 			return Result{}, err
 		}
 	}
-	cpu := processCPU()
+	cpu, allocs := processCPU(), heapAllocs()
 	res := stage(ctx, opts.Concurrency, opts.Duration, opts.MaxOps, &seq, op, true)
-	res.CPU = processCPU() - cpu
+	res.CPU, res.Allocs = processCPU()-cpu, heapAllocs()-allocs
 	return res, ctx.Err()
+}
+
+// heapAllocs is the number of heap objects the process has allocated.
+func heapAllocs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // worker is what one worker saw.

@@ -37,6 +37,9 @@ type Measurement struct {
 	// slow the rates down but hardly change it, so it compares runs on a
 	// busy machine better than the rates do.
 	CPUPerOp time.Duration `json:"cpu_per_op_ns,omitempty"`
+	// AllocsPerOp is the process's heap allocations (load generator
+	// included) per operation.
+	AllocsPerOp float64 `json:"allocs_per_op"`
 }
 
 // Measure summarizes r, whose operations carry itemsPerOp units each.
@@ -53,6 +56,7 @@ func Measure(what, unit string, itemsPerOp int, r Result) Measurement {
 	}
 	if n := r.Ops + r.Errors; n > 0 {
 		m.CPUPerOp = r.CPU / time.Duration(n)
+		m.AllocsPerOp = float64(r.Allocs) / float64(n)
 	}
 	return m
 }
@@ -164,14 +168,14 @@ func (r Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PHASE\tWHAT\tOPS/S\tP50\tP99\tCPU/OP\tERRORS\tBASELINE OPS/S\tRATIO\tTARGET\tRESULT")
+	fmt.Fprintln(tw, "PHASE\tWHAT\tOPS/S\tP50\tP99\tCPU/OP\tALLOCS/OP\tERRORS\tBASELINE OPS/S\tRATIO\tTARGET\tRESULT")
 	for _, p := range r.Phases {
 		m, b := p.Measured, p.Baseline
-		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%s\t%d\t%s\t%.2fx\t%s\t%s\n",
-			p.Name, m.What, count(m.PerSecond), m.Unit, ms(m.P50), ms(m.P99), cpu(m.CPUPerOp), m.Errors,
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%s\t%.0f\t%d\t%s\t%.2fx\t%s\t%s\n",
+			p.Name, m.What, count(m.PerSecond), m.Unit, ms(m.P50), ms(m.P99), cpu(m.CPUPerOp), m.AllocsPerOp, m.Errors,
 			count(b.PerSecond), p.Ratio, p.Target, p.Verdict())
-		fmt.Fprintf(tw, "\t  baseline: %s\t%s %s\t%s\t%s\t%s\t%d\t\t\t\t\n",
-			b.What, count(b.PerSecond), b.Unit, ms(b.P50), ms(b.P99), cpu(b.CPUPerOp), b.Errors)
+		fmt.Fprintf(tw, "\t  baseline: %s\t%s %s\t%s\t%s\t%s\t%.0f\t%d\t\t\t\t\n",
+			b.What, count(b.PerSecond), b.Unit, ms(b.P50), ms(b.P99), cpu(b.CPUPerOp), b.AllocsPerOp, b.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
