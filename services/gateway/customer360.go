@@ -225,8 +225,8 @@ func gather(ctx context.Context, results <-chan partResult, n int) (got map[stri
 // annotate returns ctx carrying the request's metadata as the generated
 // routes forward it, for a call of method from the gateway's own route
 // pattern: runtime.AnnotateContext with the gateway's header matcher and
-// annotators (the tenant, Authorization, Grpc-Metadata-* headers, the
-// Grpc-Timeout deadline).
+// annotators (the tenant and Authorization headers, the Grpc-Timeout
+// deadline).
 func (g *Gateway) annotate(ctx context.Context, r *http.Request, method, pattern string) (context.Context, error) {
 	return runtime.AnnotateContext(ctx, g.mux, r, method, runtime.WithHTTPPathPattern(pattern))
 }

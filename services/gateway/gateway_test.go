@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,8 +51,9 @@ type profileBackend struct {
 
 	mu      sync.Mutex
 	calls   int
-	tenants []string // x-rapport-tenant values of the last call
-	traceID string   // trace id the last call was served in
+	tenants []string    // x-rapport-tenant values of the last call
+	md      metadata.MD // incoming metadata of the last call
+	traceID string      // trace id the last call was served in
 	// tenant is the tenant the server's interceptor put in the context of
 	// the last call.
 	tenant string
@@ -66,6 +68,7 @@ func (b *profileBackend) note(ctx context.Context) {
 	defer b.mu.Unlock()
 	b.calls++
 	b.tenants = md.Get(tenancy.MetadataKey)
+	b.md = md
 	b.traceID = trace.SpanContextFromContext(ctx).TraceID().String()
 	b.tenant, _ = tenancy.FromContext(ctx)
 	if p, ok := peer.FromContext(ctx); ok {
@@ -288,6 +291,36 @@ func errorOf(t *testing.T, r response, httpStatus int, code codes.Code) ErrorDet
 		t.Errorf("status or message empty: %s", r.body)
 	}
 	return body.Error
+}
+
+// TestForwardedHeaders: the backend gets the tenant and Authorization
+// headers as metadata, and none of the other HTTP headers.
+func TestForwardedHeaders(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureOver(t, tr, Options{})
+			r := f.do(t, request{method: http.MethodGet, path: "/v1/customers/c-1", header: http.Header{
+				"Authorization": {"Bearer rk_test"}, "Grpc-Metadata-X-Custom": {"v"},
+				"User-Agent": {"probe/1"}, "Cookie": {"session=secret"}, "Accept": {"application/json"},
+			}})
+			if r.status != http.StatusOK {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			f.backend.mu.Lock()
+			md := f.backend.md
+			f.backend.mu.Unlock()
+			for k, want := range map[string]string{tenancy.MetadataKey: "acme", "authorization": "Bearer rk_test"} {
+				if got := md.Get(k); !slices.Equal(got, []string{want}) {
+					t.Errorf("metadata %s = %q, want [%q]", k, got, want)
+				}
+			}
+			for k, v := range md {
+				if strings.HasPrefix(k, "grpcgateway-") || k == "x-custom" || slices.Contains(v, "session=secret") {
+					t.Errorf("metadata %s = %q forwarded", k, v)
+				}
+			}
+		})
+	}
 }
 
 func TestTenantReachesBackend(t *testing.T) {

@@ -31,13 +31,18 @@ const (
 	corsMaxAge       = "600"
 )
 
-// matchIncomingHeader forwards the tenant header as tenant metadata, and
-// otherwise what grpc-gateway forwards by default.
+// matchIncomingHeader forwards the tenant header as tenant metadata and
+// nothing else: the headers a client could use to set metadata keys
+// (Grpc-Metadata-*) are not forwarded, as with grpc-gateway's default, and
+// neither, unlike with that default, are the standard HTTP headers
+// (User-Agent, Cookie, Accept, …) as grpcgateway-* metadata. No backend
+// reads them, Authorization reaches the backends as it is anyway, and
+// every request paid for building them.
 func matchIncomingHeader(key string) (string, bool) {
 	if textproto.CanonicalMIMEHeaderKey(key) == tenancy.HeaderName {
 		return tenancy.MetadataKey, true
 	}
-	return runtime.DefaultHeaderMatcher(key)
+	return "", false
 }
 
 // checkTenant refuses API requests whose tenant header is repeated or
