@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,17 +186,11 @@ func loadCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	log := telemetry.NewLogger(os.Stderr, slog.LevelWarn, false)
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return fmt.Errorf("load: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("load: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
 	}
+	defer stop()
 	rep, err := runLoad(ctx, cfg, log, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
