@@ -308,6 +308,7 @@ func (g *Gateway) muxOptions() []runtime.ServeMuxOption {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
 		runtime.WithIncomingHeaderMatcher(matchIncomingHeader),
+		runtime.WithOutgoingHeaderMatcher(matchOutgoingHeader),
 		runtime.WithErrorHandler(g.handleError),
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
 		runtime.WithMetadata(nameSpan),

@@ -294,7 +294,8 @@ func errorOf(t *testing.T, r response, httpStatus int, code codes.Code) ErrorDet
 }
 
 // TestForwardedHeaders: the backend gets the tenant and Authorization
-// headers as metadata, and none of the other HTTP headers.
+// headers as metadata, and none of the other HTTP headers; the client gets
+// none of the gRPC transport's.
 func TestForwardedHeaders(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
@@ -305,6 +306,11 @@ func TestForwardedHeaders(t *testing.T) {
 			}})
 			if r.status != http.StatusOK {
 				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			for k := range r.header {
+				if strings.HasPrefix(k, "Grpc-Metadata-") {
+					t.Errorf("response header %s: %q", k, r.header[k])
+				}
 			}
 			f.backend.mu.Lock()
 			md := f.backend.md

@@ -45,6 +45,17 @@ func matchIncomingHeader(key string) (string, bool) {
 	return "", false
 }
 
+// matchOutgoingHeader passes a backend's response metadata to the HTTP
+// client as Grpc-Metadata-* headers, as grpc-gateway does (the feed's head
+// sequence reaches /v1/changes clients so), except the gRPC content type,
+// which says how the backend answered the gateway, not the client.
+func matchOutgoingHeader(key string) (string, bool) {
+	if key == "content-type" {
+		return "", false
+	}
+	return runtime.MetadataHeaderPrefix + key, true
+}
+
 // checkTenant refuses API requests whose tenant header is repeated or
 // malformed (or, when required, missing) before anything reaches a
 // backend. The wildcard tenant is for service followers over gRPC only and
