@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"rapport.dev/platform/tenancy"
 )
@@ -183,6 +184,20 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // that say they are about the request body; grpc-gateway passes them to the
 // client as the InvalidArgument message.
 type bodyMarshaler struct{ *runtime.JSONPb }
+
+// marshalBufSize is the buffer a response is encoded into to start with:
+// most single-resource answers fit, so the encoding does not grow its
+// output from nothing, a few bytes at a time.
+const marshalBufSize = 1024
+
+// Marshal encodes a response message straight into a buffer of
+// marshalBufSize, where JSONPb encodes it and copies it into another.
+func (m bodyMarshaler) Marshal(v any) ([]byte, error) {
+	if p, ok := v.(proto.Message); ok && m.Indent == "" {
+		return m.MarshalOptions.MarshalAppend(make([]byte, 0, marshalBufSize), p)
+	}
+	return m.JSONPb.Marshal(v)
+}
 
 // NewDecoder returns a decoder whose errors name the request body.
 func (m bodyMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
