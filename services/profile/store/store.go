@@ -42,7 +42,8 @@ func New(db *boltdb.DB, log *feed.Log) *Store {
 	return &Store{db: db, feed: log, scrubs: make(chan struct{}, 1)}
 }
 
-// decode and put keep the store's call sites short; the encoding is boltdb's.
+// decode and put are the JSON encoding, boltdb's: of tenant_stats, and of
+// the records of older files that the migrations read.
 func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
 
 func put(b *bolt.Bucket, key []byte, v any) error { return boltdb.PutJSON(b, key, v) }
@@ -75,7 +76,7 @@ func (t *tx) customer(id string) (*domain.Customer, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("customer %q: %w", id, fault.ErrNotFound)
 	}
-	return decode[domain.Customer](raw)
+	return decodeCustomer(raw)
 }
 
 func (t *tx) putCustomer(c *domain.Customer) error {
@@ -83,7 +84,21 @@ func (t *tx) putCustomer(c *domain.Customer) error {
 	if err := t.b(bucketMeta).Put(key, encodeMeta(c)); err != nil {
 		return err
 	}
-	return put(t.b(bucketCustomers), key, c)
+	raw, err := c.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("store: encode customer: %w", err)
+	}
+	return t.b(bucketCustomers).Put(key, raw)
+}
+
+// decodeCustomer decodes a record of the customers bucket (binary since
+// schema 6, domain/customer_codec.go).
+func decodeCustomer(raw []byte) (*domain.Customer, error) {
+	c := new(domain.Customer)
+	if err := c.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("store: decode customer: %w", err)
+	}
+	return c, nil
 }
 
 // Scratch keys of the cached counters.
@@ -250,7 +265,7 @@ func (s *Store) CreateCustomers(ctx context.Context, tenant string, cs []*domain
 		}
 		for i, c := range cs {
 			if raw := t.b(bucketCustomers).Get(boltdb.Key(tenant, c.ID)); raw != nil {
-				stored, err := decode[domain.Customer](raw)
+				stored, err := decodeCustomer(raw)
 				if err != nil {
 					return err
 				}
@@ -389,7 +404,7 @@ func (s *Store) ListCustomers(ctx context.Context, tenant string, f domain.Filte
 	err := s.db.View(func(btx *bolt.Tx) error {
 		var err error
 		next, err = scan(btx.Bucket(bucketCustomers).Cursor(), boltdb.Prefix(tenant), p.Token, func(k, v []byte) (bool, error) {
-			c, err := decode[domain.Customer](v)
+			c, err := decodeCustomer(v)
 			if err != nil {
 				return false, err
 			}
