@@ -72,11 +72,19 @@ func (s *Store) writeTx(t *bolt.Tx, tenant string) *tx {
 func (t *tx) b(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 
 func (t *tx) customer(id string) (*domain.Customer, error) {
-	raw := t.b(bucketCustomers).Get(boltdb.Key(t.tenant, id))
+	// The key is built in a buffer on the stack: bbolt's Get does not keep
+	// it, and boltdb.Key would allocate it.
+	var buf [64]byte
+	raw := t.b(bucketCustomers).Get(appendKey(buf[:0], t.tenant, id))
 	if raw == nil {
 		return nil, fmt.Errorf("customer %q: %w", id, fault.ErrNotFound)
 	}
 	return decodeCustomer(raw)
+}
+
+// appendKey appends boltdb.Key(tenant, id) to b.
+func appendKey(b []byte, tenant, id string) []byte {
+	return append(append(append(b, tenant...), boltdb.Sep), id...)
 }
 
 func (t *tx) putCustomer(c *domain.Customer) error {
