@@ -42,8 +42,9 @@ func New(db *boltdb.DB, log *feed.Log) *Store {
 	return &Store{db: db, feed: log, scrubs: make(chan struct{}, 1)}
 }
 
-// decode and put are the JSON encoding, boltdb's: of tenant_stats, and of
-// the records of older files that the migrations read.
+// decode and put are boltdb's JSON encoding: of tenant_stats, of the
+// records of older files that the migrations read, and of retryOf's deep
+// copy of an event.
 func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
 
 func put(b *bolt.Bucket, key []byte, v any) error { return boltdb.PutJSON(b, key, v) }
