@@ -33,10 +33,20 @@ func AppendTime(b []byte, t time.Time) []byte {
 type Reader struct {
 	b   []byte
 	err error
+	// rec is the record as one string, when strings are cut from it
+	// (NewSharedReader); b is its unread tail.
+	rec string
 }
 
 // NewReader reads b.
 func NewReader(b []byte) *Reader { return &Reader{b: b} }
+
+// NewSharedReader reads b like NewReader, but copies b once, into a
+// string, and String returns slices of that copy instead of a copy each:
+// one allocation for all of a record's strings. Any one of them keeps the
+// whole record's copy alive, so it suits records decoded whole and kept no
+// longer than their strings (a record mostly made of strings).
+func NewSharedReader(b []byte) *Reader { return &Reader{b: b, rec: string(b)} }
 
 // Fail records err (the first one sticks) and stops reading.
 func (r *Reader) Fail(err error) {
@@ -106,7 +116,17 @@ func (r *Reader) Bytes(n uint64) []byte {
 }
 
 // String reads what AppendString wrote.
-func (r *Reader) String() string { return string(r.Bytes(r.Uvarint())) }
+func (r *Reader) String() string {
+	n := r.Uvarint()
+	if r.rec == "" {
+		return string(r.Bytes(n))
+	}
+	at := len(r.rec) - len(r.b)
+	if r.Bytes(n); r.err != nil {
+		return ""
+	}
+	return r.rec[at : at+int(n)]
+}
 
 // Time reads what AppendTime wrote, in UTC.
 func (r *Reader) Time() time.Time {

@@ -9,7 +9,16 @@ import (
 	"rapport.dev/platform/binrec"
 )
 
+// readers are the two ways of reading a record; they must agree.
+var readers = map[string]func([]byte) *binrec.Reader{"copying": binrec.NewReader, "shared": binrec.NewSharedReader}
+
 func TestRoundTrip(t *testing.T) {
+	for name, newReader := range readers {
+		t.Run(name, func(t *testing.T) { testRoundTrip(t, newReader) })
+	}
+}
+
+func testRoundTrip(t *testing.T, newReader func([]byte) *binrec.Reader) {
 	at := time.Date(2026, 2, 29, 23, 59, 59, 123456789, time.FixedZone("CST", 8*3600))
 	var b []byte
 	b = append(b, 7)
@@ -20,7 +29,7 @@ func TestRoundTrip(t *testing.T) {
 	b = binrec.AppendTime(b, time.Time{})
 	b = binrec.AppendString(b, "")
 
-	r := binrec.NewReader(b)
+	r := newReader(b)
 	if v := r.Byte(); v != 7 {
 		t.Errorf("byte %d", v)
 	}
@@ -51,6 +60,12 @@ func TestRoundTrip(t *testing.T) {
 // record and trailing bytes are errors, never a panic or a huge
 // allocation.
 func TestMalformed(t *testing.T) {
+	for name, newReader := range readers {
+		t.Run(name, func(t *testing.T) { testMalformed(t, newReader) })
+	}
+}
+
+func testMalformed(t *testing.T, newReader func([]byte) *binrec.Reader) {
 	var rec []byte
 	rec = binrec.AppendString(rec, "customer")
 	rec = binrec.AppendTime(rec, time.Unix(1700000000, 5))
@@ -59,7 +74,7 @@ func TestMalformed(t *testing.T) {
 		rec = binary.AppendVarint(rec, 1)
 	}
 	read := func(b []byte) error {
-		r := binrec.NewReader(b)
+		r := newReader(b)
 		_ = r.String()
 		r.Time()
 		for n := r.Count(); n > 0; n-- {
@@ -79,13 +94,41 @@ func TestMalformed(t *testing.T) {
 		t.Errorf("trailing byte: %v", err)
 	}
 	huge := binary.AppendUvarint(nil, 1<<50)
-	r := binrec.NewReader(huge)
+	r := newReader(huge)
 	if n := r.Count(); n != 0 || !errors.Is(r.Err(), binrec.ErrMalformed) {
 		t.Errorf("count 2^50 in a %d-byte record: %d, %v", len(huge), n, r.Err())
 	}
 	bad := binary.AppendUvarint(binary.AppendVarint(nil, 0), 1e9)
-	r = binrec.NewReader(bad)
+	r = newReader(bad)
 	if r.Time(); !errors.Is(r.Err(), binrec.ErrMalformed) {
 		t.Errorf("nanoseconds 1e9: %v", r.Err())
+	}
+}
+
+// TestSharedStrings: a shared reader's strings are cut from one copy of
+// the record, made when the reader is; they do not change when the record's
+// bytes do afterwards.
+func TestSharedStrings(t *testing.T) {
+	var rec []byte
+	for _, s := range []string{"given", "family", "", "Europe/Paris"} {
+		rec = binrec.AppendString(rec, s)
+	}
+	read := func() (string, string, string, string, error) {
+		r := binrec.NewSharedReader(rec)
+		a, b, c, d := r.String(), r.String(), r.String(), r.String()
+		return a, b, c, d, r.Done()
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _, _, _, _ = read() }); n != 1 {
+		t.Errorf("%v allocations to read four strings, want 1", n)
+	}
+	a, b, c, d, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rec {
+		rec[i] = 'x'
+	}
+	if a != "given" || b != "family" || c != "" || d != "Europe/Paris" {
+		t.Errorf("strings read %q %q %q %q", a, b, c, d)
 	}
 }

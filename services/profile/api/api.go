@@ -104,7 +104,8 @@ func (s *Server) GetCustomer(ctx context.Context, req *profilev1.GetCustomerRequ
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &profilev1.GetCustomerResponse{Customer: convert.CustomerToProto(c)}, nil
+	// c was read for this call alone: the message may share its lists.
+	return &profilev1.GetCustomerResponse{Customer: convert.CustomerToProtoShared(c)}, nil
 }
 
 // UpdateCustomer implements profilev1.ProfileServiceServer.
@@ -145,8 +146,8 @@ func (s *Server) ListCustomers(ctx context.Context, req *profilev1.ListCustomers
 		return nil, s.fail(ctx, err)
 	}
 	out := &profilev1.ListCustomersResponse{NextPageToken: next}
-	for _, c := range cs {
-		out.Customers = append(out.Customers, convert.CustomerToProto(c))
+	for _, c := range cs { // read for this call alone, like GetCustomer's
+		out.Customers = append(out.Customers, convert.CustomerToProtoShared(c))
 	}
 	return out, nil
 }

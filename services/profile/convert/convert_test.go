@@ -526,6 +526,34 @@ func TestCustomerZeroValues(t *testing.T) {
 	}
 }
 
+// TestCustomerToProtoShared: the message is the one CustomerToProto makes,
+// sharing the customer's tags, traits and attributes instead of copying
+// them; empty ones are nil all the same.
+func TestCustomerToProtoShared(t *testing.T) {
+	if convert.CustomerToProtoShared(nil) != nil {
+		t.Error("nil customer did not map to nil")
+	}
+	for _, tc := range customerFixtures() {
+		d := convert.CustomerFromProto(tc.p)
+		d.Revision, d.CreateTime, d.UpdateTime = tc.rev, tc.p.GetCreateTime().AsTime(), tc.p.GetUpdateTime().AsTime()
+		d.Erased, d.MergedInto = tc.p.GetErased(), tc.p.GetMergedInto()
+		shared := convert.CustomerToProtoShared(d)
+		if diff := diff(convert.CustomerToProto(d), shared); diff != "" {
+			t.Errorf("%s: shared and copied messages differ (-copied +shared):\n%s", tc.name, diff)
+		}
+		if len(d.Tags) > 0 && &shared.Tags[0] != &d.Tags[0] {
+			t.Errorf("%s: the tags were copied", tc.name)
+		}
+		if copied := convert.CustomerToProto(d); len(d.Tags) > 0 && &copied.Tags[0] == &d.Tags[0] {
+			t.Errorf("%s: CustomerToProto shares the tags", tc.name)
+		}
+	}
+	empty := &domain.Customer{Tags: []string{}, Attributes: map[string]string{}, Traits: []string{}}
+	if diff := diff(&profilev1.Customer{}, convert.CustomerToProtoShared(empty)); diff != "" {
+		t.Errorf("empty lists (-want +got):\n%s", diff)
+	}
+}
+
 func TestCustomerFromProtoCopies(t *testing.T) {
 	p := personFixture()
 	d := convert.CustomerFromProto(p)

@@ -48,6 +48,26 @@ func CustomerToProto(c *domain.Customer) *profilev1.Customer {
 	if c == nil {
 		return nil
 	}
+	p := customerToProto(c)
+	p.Tags, p.Attributes, p.Traits = cloneStrings(c.Tags), cloneMap(c.Attributes), cloneStrings(c.Traits)
+	return p
+}
+
+// CustomerToProtoShared is CustomerToProto without the copies of c's tags,
+// traits and attributes: the message shares them with c. It is for a
+// customer handed over whole, that nothing changes afterwards, such as one
+// just read from the store to answer a call.
+func CustomerToProtoShared(c *domain.Customer) *profilev1.Customer {
+	if c == nil {
+		return nil
+	}
+	p := customerToProto(c)
+	p.Tags, p.Attributes, p.Traits = nilIfEmpty(c.Tags), nilIfEmptyMap(c.Attributes), nilIfEmpty(c.Traits)
+	return p
+}
+
+// customerToProto maps every field of c but its tags, traits and attributes.
+func customerToProto(c *domain.Customer) *profilev1.Customer {
 	p := &profilev1.Customer{
 		CustomerId:   c.ID,
 		Kind:         profilev1.CustomerKind(c.Kind),
@@ -57,9 +77,6 @@ func CustomerToProto(c *domain.Customer) *profilev1.Customer {
 		Phone:        c.Phone,
 		Email:        c.Email,
 		Region:       regionToProto(c.Region),
-		Tags:         cloneStrings(c.Tags),
-		Attributes:   cloneMap(c.Attributes),
-		Traits:       cloneStrings(c.Traits),
 		TimeZone:     c.TimeZone,
 		Language:     c.Language,
 		Consents:     mapSlice(c.Consents, consentToProto),
@@ -274,6 +291,22 @@ func cloneStrings(s []string) []string {
 		return nil
 	}
 	return slices.Clone(s)
+}
+
+// nilIfEmpty is s, or nil when s is empty.
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// nilIfEmptyMap is m, or nil when m is empty.
+func nilIfEmptyMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // cloneMap copies m; empty gives nil.

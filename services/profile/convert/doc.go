@@ -12,7 +12,8 @@
 // The mapping is plain: enums are cast (the domain's numbers are the API's),
 // timestamps become UTC time.Time with nil as the zero time, empty messages,
 // slices and maps become nil, and slices, maps and pointers are copied so the
-// two sides never share memory. Functions named FromProto read only what a
+// two sides never share memory (but for CustomerToProtoShared, whose caller
+// hands the customer over). Functions named FromProto read only what a
 // client may set; output-only fields are ignored there and filled in by
 // ToProto.
 package convert

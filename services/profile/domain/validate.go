@@ -127,7 +127,8 @@ func checkLunar(v *fault.Violations, field string, d LunarDate) {
 }
 
 // A google.protobuf.Timestamp holds 0001-01-01 to 9999-12-31, and the JSON
-// the store writes fails outside years 0 to 9999: a client-set time outside
+// that SameCustomer and SameEvent compare fails outside years 0 to 9999 (the
+// store's binary records would hold any time): a client-set time outside
 // this range is refused rather than stored (or failing as Internal).
 var (
 	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)

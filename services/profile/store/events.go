@@ -121,7 +121,7 @@ func (t *tx) retryOf(stored, e *domain.Event) (bool, error) {
 		if raw == nil {
 			return false, nil
 		}
-		c, err := decode[domain.Customer](raw)
+		c, err := decodeCustomer(raw)
 		if err != nil {
 			return false, err
 		}

@@ -1,6 +1,6 @@
 package store
 
-// SetMigrateChunk sets the chunk size of the schema 5 migration and returns
+// SetMigrateChunk sets the chunk size of the schema 5 and 6 migrations and returns
 // a function that restores it.
 func SetMigrateChunk(n int) (restore func()) {
 	old := migrateChunk

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -378,5 +380,189 @@ func TestMigrationFromSchema4(t *testing.T) {
 	}
 	if ts, err := st.TenantStats(ctx, "acme"); err != nil || ts.Customers != 1 || ts.Purchases != 1 {
 		t.Fatalf("tenant stats after migration: %+v, %v", ts, err)
+	}
+}
+
+// TestMigrationFromSchema5 opens a file laid out as schema 5 (customers as
+// JSON) with the current code: every customer, more than a chunk of them,
+// must read back as it was written, in the binary encoding, and the
+// migrated records must serve the reads and writes that decode them.
+func TestMigrationFromSchema5(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "profile.db")
+	v5 := [][]byte{[]byte("customers"), []byte("customer_meta"), []byte("customer_data"), []byte("tenant_stats"),
+		[]byte("event_ids"), []byte("dup_index"), []byte("feed_scrubs")}
+	old, err := boltdb.Open(path, boltdb.Options{Schema: 5, Buckets: append(v5, feed.Buckets...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	customers := map[string][]*domain.Customer{
+		"acme": {
+			{ID: "rich", Kind: domain.KindPerson, DisplayName: "王小明 🍵",
+				Person: &domain.Person{GivenName: "小明", FamilyName: "王", Gender: 2,
+					Birthday:      domain.Date{Year: 1988, Month: 2, Day: 29},
+					LunarBirthday: domain.LunarDate{Month: 1, Day: 13, LeapMonth: true},
+					Occupation:    "tea merchant", IncomeBand: 4, Education: 6},
+				Phone: "+86 138 1234 5678", Email: "xm@example.com",
+				Region:     domain.Region{Country: "CN", Province: "浙江", City: "杭州"},
+				Tags:       []string{"vip", "茶"},
+				Attributes: map[string]string{"tier": "gold", "a.b": "", "z": "末"},
+				Traits:     []string{"early adopter"}, TimeZone: "Asia/Shanghai", Language: "zh-CN",
+				Consents:     []domain.Consent{{Channel: 1, Granted: true, UpdateTime: at(-time.Hour)}, {Channel: 3}},
+				DoNotContact: true,
+				Acquisition:  domain.Acquisition{Channel: domain.ChannelReferral, Campaign: "spring", ReferredBy: "org", AcquireTime: at(-48 * time.Hour)},
+				Stage:        3, Intent: 1, Owner: "am-7", CreateTime: at(-72 * time.Hour), UpdateTime: at(-time.Minute), Revision: 4},
+			{ID: "org", Kind: domain.KindOrganization, DisplayName: "ACME 有限公司",
+				Organization: &domain.Organization{LegalName: "ACME 有限公司", Industry: "retail", EmployeeCount: 40, RelationshipType: 2,
+					Contacts: []domain.Contact{
+						{ID: "boss", Name: "李总", Title: "CEO", Role: domain.RoleDecisionMaker, Phone: "+86 21 5555 0000", Counterpart: "am-1", Note: "tea"},
+						{ID: "buyer", Name: "Émile", Role: domain.RolePurchaser, Email: "emile@acme.example"},
+					}},
+				CreateTime: t0, UpdateTime: t0, Revision: 1},
+			{ID: "bare", Kind: domain.KindPerson, DisplayName: "x", CreateTime: t0, UpdateTime: t0, Revision: 1},
+			{ID: "empty-person", Kind: domain.KindPerson, DisplayName: "y", Person: &domain.Person{}, CreateTime: t0, UpdateTime: t0, Revision: 1},
+			{ID: "gone", Kind: domain.KindPerson, DisplayName: "z", MergedInto: "bare", CreateTime: t0, UpdateTime: at(time.Hour), Revision: 2},
+			{ID: "erased", Kind: domain.KindPerson, DisplayName: domain.Erased, Person: &domain.Person{IncomeBand: 2},
+				Region: domain.Region{Country: "FR"}, Erased: true, CreateTime: t0, UpdateTime: at(time.Hour), Revision: 2},
+		},
+		"other": {{ID: "rich", Kind: domain.KindPerson, DisplayName: "another tenant's", Email: "xm@example.com", CreateTime: t0, UpdateTime: t0, Revision: 1}},
+	}
+	if err := old.Update(ctx, func(tx *bolt.Tx) error {
+		b := func(name string) *bolt.Bucket { return tx.Bucket([]byte(name)) }
+		for tenant, cs := range customers {
+			ts := &domain.TenantStats{}
+			for _, c := range cs {
+				if c.MergedInto == "" && !c.Erased {
+					if err := c.Validate(); err != nil {
+						return fmt.Errorf("fixture %s: %w", c.ID, err)
+					}
+				}
+				raw, err := json.Marshal(c)
+				if err != nil {
+					return err
+				}
+				key := boltdb.Key(tenant, c.ID)
+				if err := b("customers").Put(key, raw); err != nil {
+					return err
+				}
+				var flags byte
+				if c.Referred() {
+					flags = 1
+				}
+				if err := b("customer_meta").Put(key, append([]byte{flags}, c.MergedInto...)); err != nil {
+					return err
+				}
+				for _, k := range c.DuplicateKeys() {
+					if err := b("dup_index").Put(boltdb.Key(tenant, k, c.ID), nil); err != nil {
+						return err
+					}
+				}
+				ts.Add(c, nil, 1)
+			}
+			raw, _ := json.Marshal(ts)
+			if err := b("tenant_stats").Put([]byte(tenant), raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Seven customers in chunks of two: the walk resumes after each chunk.
+	defer store.SetMigrateChunk(2)()
+	db, err := boltdb.Open(path, store.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, _ := db.SchemaVersion(); v != 6 || store.SchemaVersion != 6 {
+		t.Fatalf("schema %d after open (this build's %d), want 6", v, store.SchemaVersion)
+	}
+	n := 0
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("customers")).ForEach(func(k, v []byte) error {
+			n++
+			if json.Valid(v) || len(v) == 0 || v[0] != 1 {
+				t.Errorf("customer %q is not in the binary encoding: %q", k, v)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 7 {
+		t.Fatalf("%d customers after the migration, want 7", n)
+	}
+	clk := clock.NewFake(t0.Add(2 * time.Hour))
+	st := store.New(db, feed.NewLog(db, clk))
+	svc := domain.NewService(st, clk)
+	for tenant, cs := range customers {
+		for _, want := range cs {
+			got, err := svc.GetCustomer(ctx, tenant, want.ID)
+			if err != nil {
+				t.Fatalf("GetCustomer(%s, %s) after migration: %v", tenant, want.ID, err)
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Errorf("customer %s/%s after migration (-want +got):\n%s", tenant, want.ID, cmp.Diff(want, got))
+			}
+		}
+	}
+	list, next, err := svc.ListCustomers(ctx, "acme", domain.Filter{Tag: "茶"}, domain.Page{})
+	if err != nil || next != "" || len(list) != 1 || list[0].ID != "rich" {
+		t.Fatalf("listing by tag after migration: %v, %q, %v", customerIDs(list), next, err)
+	}
+
+	// A create retry with the content stored is acknowledged, a different
+	// one refused.
+	retry := *customers["acme"][0]
+	retry.CreateTime, retry.UpdateTime, retry.Revision = time.Time{}, time.Time{}, 0
+	if got, created, err := svc.CreateCustomer(ctx, "acme", &retry); err != nil || created || got.Revision != 4 {
+		t.Fatalf("create retry of a migrated customer: %+v, created=%v, %v", got, created, err)
+	}
+	retry.Tags = []string{"vip"}
+	if _, _, err := svc.CreateCustomer(ctx, "acme", &retry); !errors.Is(err, fault.ErrAlreadyExists) {
+		t.Fatalf("create with other content over a migrated customer: %v, want ErrAlreadyExists", err)
+	}
+	// Updates read the migrated record, check its etag and write it back.
+	up, err := svc.UpdateCustomer(ctx, "acme", "rich", domain.Etag(4), func(c *domain.Customer) error {
+		c.Tags = append(c.Tags, "new")
+		return nil
+	})
+	if err != nil || up.Revision != 5 || !slices.Equal(up.Tags, []string{"vip", "茶", "new"}) {
+		t.Fatalf("update of a migrated customer: %+v, %v", up, err)
+	}
+	if got, err := svc.GetCustomer(ctx, "acme", "rich"); err != nil || !reflect.DeepEqual(got, up) {
+		t.Fatalf("customer after the update: %v (-updated +read):\n%s", err, cmp.Diff(up, got))
+	}
+	if _, err := svc.UpsertContact(ctx, "acme", "org", domain.Contact{ID: "user", Name: "Ann", Role: domain.RoleUser}); err != nil {
+		t.Fatalf("contact added to a migrated organization: %v", err)
+	}
+	if got, _ := svc.GetCustomer(ctx, "acme", "org"); len(got.Organization.Contacts) != 3 || got.Organization.Contacts[0].Name != "李总" {
+		t.Fatalf("contacts after the upsert: %+v", got.Organization)
+	}
+	// The duplicate index and merges still see the migrated customers.
+	if gs, _, err := svc.ListDuplicates(ctx, "other", "rich", domain.Page{}); err != nil || len(gs) != 0 {
+		t.Fatalf("duplicates of another tenant's customer: %+v, %v", gs, err)
+	}
+	if _, _, err := svc.MergeCustomers(ctx, "acme", "rich", "gone"); err == nil {
+		t.Fatal("merging a customer merged before the upgrade into another succeeded")
+	}
+	if _, _, err := svc.MergeCustomers(ctx, "acme", "bare", "empty-person"); err != nil {
+		t.Fatalf("merge of migrated customers: %v", err)
+	}
+	if got, _ := svc.GetCustomer(ctx, "acme", "bare"); got.Person == nil || got.Revision != 2 {
+		t.Fatalf("merge target after the merge: %+v", got)
+	}
+	if _, err := svc.EraseCustomer(ctx, "acme", "rich"); err != nil {
+		t.Fatalf("erase of a migrated customer: %v", err)
+	}
+	if got, _ := svc.GetCustomer(ctx, "acme", "rich"); !got.Erased || got.Phone != "" || got.Person.GivenName != "" {
+		t.Fatalf("customer after the erase: %+v", got)
 	}
 }

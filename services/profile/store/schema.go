@@ -23,7 +23,7 @@ import (
 //
 //	profile.db
 //	├── meta           "schema_version" -> uint64 BE
-//	├── customers      tenant 0 customer_id                     -> domain.Customer (JSON)
+//	├── customers      tenant 0 customer_id                     -> domain.Customer (binary, domain/customer_codec.go; schema 6)
 //	├── customer_meta  tenant 0 customer_id                     -> flags (1 byte: 1 = referred) + merged_into
 //	│                  what recording an event needs, without parsing the customer (schema 2)
 //	├── customer_data  everything kept per customer, side by side (schema 3):
@@ -76,8 +76,9 @@ const feedFillPercent = 1.0
 // 3 moved events, orders and stats into customer_data; version 4 added
 // feed_scrubs; version 5 keeps timeline entries as protobuf (the bytes of
 // the feed entry's payload) and orders and stats in a binary encoding,
+// instead of JSON; version 6 keeps customers in a binary encoding too,
 // instead of JSON.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // Buckets lists every bucket the store needs, created on open.
 func Buckets() [][]byte {
@@ -92,6 +93,7 @@ func Options() boltdb.Options {
 		{From: 2, Up: groupByCustomer},
 		{From: 3, Up: addFeedScrubs},
 		{From: 4, Up: binaryRecords},
+		{From: 5, Up: binaryCustomers},
 	}}
 }
 
@@ -121,7 +123,8 @@ func statsKey(tenant, customerID string) []byte {
 	return append(boltdb.Prefix(tenant, customerID), tagStats)
 }
 
-// addCustomerMeta builds customer_meta from the customers of a version 1 file.
+// addCustomerMeta builds customer_meta from the customers of a version 1
+// file, which are JSON until binaryCustomers re-encodes them.
 func addCustomerMeta(tx *bolt.Tx) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
@@ -143,7 +146,8 @@ func addFeedScrubs(tx *bolt.Tx) error {
 	return err
 }
 
-// migrateChunk is how many keys binaryRecords reads before it writes.
+// migrateChunk is how many keys binaryRecords and binaryCustomers read
+// before they write.
 var migrateChunk = 10000
 
 // binaryRecords re-encodes the JSON records of customer_data in a version 4
@@ -181,6 +185,18 @@ func binaryRecords(tx *bolt.Tx) error {
 			return s.AppendBinary(nil), nil
 		}
 		return nil, fmt.Errorf("customer_data key %q: unknown record tag %q", k, tag)
+	})
+}
+
+// binaryCustomers re-encodes the JSON customers of a version 5 file in the
+// binary encoding, a chunk of keys at a time like binaryRecords.
+func binaryCustomers(tx *bolt.Tx) error {
+	return boltdb.RewriteValues(tx, bucketCustomers, migrateChunk, func(k, v []byte) ([]byte, error) {
+		c, err := decode[domain.Customer](v)
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: %w", k, err)
+		}
+		return c.MarshalBinary()
 	})
 }
 

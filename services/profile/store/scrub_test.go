@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -383,9 +384,19 @@ func TestMigrationFromSchema3(t *testing.T) {
 	clk := clock.NewFake(t0)
 	st := store.New(old, feed.NewLog(old, clk))
 	c := &domain.Customer{ID: "c1", Kind: domain.KindPerson, DisplayName: "王小明", Phone: "13812345678", CreateTime: t0, UpdateTime: t0, Revision: 1}
-	// CreateCustomers writes what the schema 3 code wrote.
+	// CreateCustomers writes what the schema 3 code wrote, but for the
+	// customer record, which was JSON until schema 6.
 	if rs, err := st.CreateCustomers(context.Background(), "acme", []*domain.Customer{c}); err != nil || rs[0].Err != nil {
 		t.Fatalf("create: %v %+v", err, rs)
+	}
+	if err := old.Update(context.Background(), func(tx *bolt.Tx) error {
+		raw, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("customers")).Put(boltdb.Key("acme", c.ID), raw)
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)

@@ -42,7 +42,9 @@ func New(db *boltdb.DB, log *feed.Log) *Store {
 	return &Store{db: db, feed: log, scrubs: make(chan struct{}, 1)}
 }
 
-// decode and put keep the store's call sites short; the encoding is boltdb's.
+// decode and put are boltdb's JSON encoding: of tenant_stats, of the
+// records of older files that the migrations read, and of retryOf's deep
+// copy of an event.
 func decode[T any](raw []byte) (*T, error) { return boltdb.GetJSON[T](raw) }
 
 func put(b *bolt.Bucket, key []byte, v any) error { return boltdb.PutJSON(b, key, v) }
@@ -71,11 +73,19 @@ func (s *Store) writeTx(t *bolt.Tx, tenant string) *tx {
 func (t *tx) b(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 
 func (t *tx) customer(id string) (*domain.Customer, error) {
-	raw := t.b(bucketCustomers).Get(boltdb.Key(t.tenant, id))
+	// The key is built in a buffer on the stack: bbolt's Get does not keep
+	// it, and boltdb.Key would allocate it.
+	var buf [64]byte
+	raw := t.b(bucketCustomers).Get(appendKey(buf[:0], t.tenant, id))
 	if raw == nil {
 		return nil, fmt.Errorf("customer %q: %w", id, fault.ErrNotFound)
 	}
-	return decode[domain.Customer](raw)
+	return decodeCustomer(raw)
+}
+
+// appendKey appends boltdb.Key(tenant, id) to b.
+func appendKey(b []byte, tenant, id string) []byte {
+	return append(append(append(b, tenant...), boltdb.Sep), id...)
 }
 
 func (t *tx) putCustomer(c *domain.Customer) error {
@@ -83,7 +93,21 @@ func (t *tx) putCustomer(c *domain.Customer) error {
 	if err := t.b(bucketMeta).Put(key, encodeMeta(c)); err != nil {
 		return err
 	}
-	return put(t.b(bucketCustomers), key, c)
+	raw, err := c.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("store: encode customer: %w", err)
+	}
+	return t.b(bucketCustomers).Put(key, raw)
+}
+
+// decodeCustomer decodes a record of the customers bucket (binary since
+// schema 6, domain/customer_codec.go).
+func decodeCustomer(raw []byte) (*domain.Customer, error) {
+	c := new(domain.Customer)
+	if err := c.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("store: decode customer: %w", err)
+	}
+	return c, nil
 }
 
 // Scratch keys of the cached counters.
@@ -250,7 +274,7 @@ func (s *Store) CreateCustomers(ctx context.Context, tenant string, cs []*domain
 		}
 		for i, c := range cs {
 			if raw := t.b(bucketCustomers).Get(boltdb.Key(tenant, c.ID)); raw != nil {
-				stored, err := decode[domain.Customer](raw)
+				stored, err := decodeCustomer(raw)
 				if err != nil {
 					return err
 				}
@@ -389,7 +413,7 @@ func (s *Store) ListCustomers(ctx context.Context, tenant string, f domain.Filte
 	err := s.db.View(func(btx *bolt.Tx) error {
 		var err error
 		next, err = scan(btx.Bucket(bucketCustomers).Cursor(), boltdb.Prefix(tenant), p.Token, func(k, v []byte) (bool, error) {
-			c, err := decode[domain.Customer](v)
+			c, err := decodeCustomer(v)
 			if err != nil {
 				return false, err
 			}
