@@ -120,6 +120,69 @@ func heapAllocs() uint64 {
 	return s[0].Value.Uint64()
 }
 
+// Interleave measures several operations in turn, in rounds short
+// stretches each (A B A B …, Duration/rounds a stretch), after a warm-up of
+// each, and returns one Result per operation, its stretches added up. On a
+// shared machine the load of the neighbours drifts over seconds; measured
+// one after the other, two operations can meet different machines, and
+// their ratio says as much about the drift as about them. Interleaved,
+// they meet the same. Duration is required; MaxOps, when set, bounds each
+// operation's calls, MaxOps/rounds a stretch.
+func Interleave(ctx context.Context, opts Options, rounds int, ops ...Op) ([]Result, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Duration <= 0 || rounds < 1 {
+		return nil, errors.New("loadtest: interleaving needs a duration and at least one round")
+	}
+	var maxOps int64
+	if opts.MaxOps > 0 {
+		maxOps = max(1, opts.MaxOps/int64(rounds))
+	}
+	seqs := make([]atomic.Int64, len(ops))
+	if opts.Warmup > 0 {
+		for i, op := range ops {
+			stage(ctx, opts.Concurrency, opts.Warmup, 0, &seqs[i], op, false)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	results := make([]Result, len(ops))
+	lat := make([][]time.Duration, len(ops))
+	for range rounds {
+		for i, op := range ops {
+			cpu, allocs := processCPU(), heapAllocs()
+			r := stage(ctx, opts.Concurrency, opts.Duration/time.Duration(rounds), maxOps, &seqs[i], op, true)
+			r.CPU, r.Allocs = processCPU()-cpu, heapAllocs()-allocs
+			results[i].add(r)
+			lat[i] = append(lat[i], r.Latency.sorted...)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for i := range results {
+		results[i].Latency = NewLatencies(lat[i])
+	}
+	return results, nil
+}
+
+// add counts r's operations, errors, time and resources into a; not its
+// latencies.
+func (a *Result) add(r Result) {
+	a.Ops += r.Ops
+	a.Errors += r.Errors
+	for _, err := range r.FirstErrors {
+		if len(a.FirstErrors) < maxKeptErrors {
+			a.FirstErrors = append(a.FirstErrors, err)
+		}
+	}
+	a.Elapsed += r.Elapsed
+	a.CPU += r.CPU
+	a.Allocs += r.Allocs
+}
+
 // worker is what one worker saw.
 type worker struct {
 	ops, errors int64

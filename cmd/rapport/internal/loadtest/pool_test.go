@@ -205,3 +205,47 @@ func TestRunMeasuresCPU(t *testing.T) {
 		t.Errorf("CPU = %v for 100 busy operations, want more than zero", res.CPU)
 	}
 }
+
+// TestInterleaveAlternates: the operations run in turn, one stretch each
+// per round, and each one's result counts its own calls only.
+func TestInterleaveAlternates(t *testing.T) {
+	var mu sync.Mutex
+	var turns []string // who ran, each time the runner changed
+	var a, b seqs
+	op := func(name string, s *seqs) Op {
+		return func(_ context.Context, _ int, seq int64) error {
+			s.add(seq)
+			mu.Lock()
+			if len(turns) == 0 || turns[len(turns)-1] != name {
+				turns = append(turns, name)
+			}
+			mu.Unlock()
+			return nil
+		}
+	}
+	countA, countB := op("a", &a), op("b", &b)
+	res, err := Interleave(t.Context(), Options{Concurrency: 2, Duration: 30 * time.Millisecond, Warmup: 5 * time.Millisecond}, 3, countA, countB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "b", "a", "b", "a", "b", "a", "b"}; !slices.Equal(turns, want) {
+		t.Errorf("turns %v, want %v (a warm-up each, then three rounds)", turns, want)
+	}
+	for i, s := range []*seqs{&a, &b} {
+		s.distinctFromZero(t)
+		r := res[i]
+		if r.Ops == 0 || r.Ops > int64(len(s.all)) || int64(r.Latency.Len()) != r.Ops {
+			t.Errorf("op %d: Ops %d, latencies %d, calls %d (warm-up included)", i, r.Ops, r.Latency.Len(), len(s.all))
+		}
+		if r.Elapsed < 30*time.Millisecond {
+			t.Errorf("op %d: elapsed %v, want the three stretches of 10ms", i, r.Elapsed)
+		}
+	}
+	if _, err := Interleave(t.Context(), Options{Concurrency: 1, MaxOps: 10}, 3, countA); err == nil {
+		t.Error("Interleave with an op limit and no duration: no error")
+	}
+	res, err = Interleave(t.Context(), Options{Concurrency: 1, Duration: time.Minute, MaxOps: 30}, 3, countA)
+	if err != nil || res[0].Ops != 30 {
+		t.Errorf("Interleave of 3 rounds, at most 30 calls: %d calls, err %v; want 10 a round", res[0].Ops, err)
+	}
+}
