@@ -17,7 +17,7 @@ replace rapport.dev/services/care => ../../services/care
 replace rapport.dev/services/access => ../../services/access
 
 require (
-	go.etcd.io/bbolt v1.4.3
+	go.etcd.io/bbolt v1.5.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/trace v1.47.0
 	go.opentelemetry.io/proto/otlp v1.11.0

@@ -7,7 +7,7 @@ replace rapport.dev/gen => ../../gen
 replace rapport.dev/platform => ../../platform
 
 require (
-	go.etcd.io/bbolt v1.4.3
+	go.etcd.io/bbolt v1.5.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 	rapport.dev/gen v0.0.0

@@ -9,7 +9,7 @@ replace rapport.dev/platform => ../../platform
 require (
 	github.com/golang-module/carbon/v2 v2.3.12
 	github.com/teambition/rrule-go v1.8.2
-	go.etcd.io/bbolt v1.4.3
+	go.etcd.io/bbolt v1.5.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261026165753-2ffab32bce7e

@@ -7,7 +7,7 @@ replace rapport.dev/gen => ../../gen
 replace rapport.dev/platform => ../../platform
 
 require (
-	go.etcd.io/bbolt v1.4.3
+	go.etcd.io/bbolt v1.5.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261026165753-2ffab32bce7e

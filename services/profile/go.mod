@@ -8,7 +8,7 @@ replace rapport.dev/platform => ../../platform
 
 require (
 	github.com/google/go-cmp v0.7.0
-	go.etcd.io/bbolt v1.4.3
+	go.etcd.io/bbolt v1.5.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261026165753-2ffab32bce7e
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

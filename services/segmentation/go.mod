@@ -10,7 +10,7 @@ replace rapport.dev/services/profile => ../profile
 
 require (
 	github.com/google/cel-go v0.31.0
-	go.etcd.io/bbolt v1.4.3
+	go.etcd.io/bbolt v1.5.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	gonum.org/v1/gonum v0.17.0
