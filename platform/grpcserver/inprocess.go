@@ -134,11 +134,11 @@ func (s *Server) invoke(ctx context.Context, m localMethod, method string, args,
 	}
 	defer s.calls.leave()
 
-	st := &localStream{method: method}
 	remote := trace.ContextWithRemoteSpanContext(baggage.ContextWithBaggage(context.Background(), baggage.FromContext(ctx)),
 		trace.SpanContextFromContext(ctx))
-	resp, size, err := s.serve(&callContext{Context: remote, caller: ctx}, m, method, md, in, st)
-	header, trailer := st.sent(status.Convert(err))
+	c := &inCall{ctx: callContext{Context: remote, caller: ctx}, st: localStream{method: method}}
+	resp, size, err := s.serve(c, m, method, md, in)
+	header, trailer := c.st.sent(status.Convert(err))
 	limit := -1 // the last limit given applies, as in grpc
 	for _, o := range opts {
 		if o, ok := o.(grpc.MaxRecvMsgSizeCallOption); ok {
@@ -200,17 +200,23 @@ func handOver(reply, resp proto.Message) bool {
 // returns the response with the size of its encoding, or the status error
 // the client would get. The response is sized, not encoded: the caller
 // takes it over as it is (handOver), so the bytes would only be counted.
-func (s *Server) serve(ctx context.Context, m localMethod, method string, md metadata.MD, in []byte, st *localStream) (resp proto.Message, size int, err error) {
-	ctx = metadata.NewIncomingContext(ctx, md)
-	ctx = peer.NewContext(ctx, &peer.Peer{Addr: inProcessAddr{}, LocalAddr: s.localAddr()})
+func (s *Server) serve(c *inCall, m localMethod, method string, md metadata.MD, in []byte) (resp proto.Message, size int, err error) {
+	st := &c.st
+	ctx := metadata.NewIncomingContext(&c.ctx, md)
+	c.peer = peer.Peer{Addr: inProcessAddr{}, LocalAddr: s.localAddr()}
+	ctx = peer.NewContext(ctx, &c.peer)
 	sh := s.stats
-	ctx = sh.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: method})
-	sh.HandleRPC(ctx, &stats.InHeader{FullMethod: method, RemoteAddr: inProcessAddr{}, LocalAddr: s.localAddr(), Header: md})
-	begin := &stats.Begin{BeginTime: time.Now()}
-	sh.HandleRPC(ctx, begin)
+	c.tag = stats.RPCTagInfo{FullMethodName: method}
+	ctx = sh.TagRPC(ctx, &c.tag)
+	c.inHeader = stats.InHeader{FullMethod: method, RemoteAddr: inProcessAddr{}, LocalAddr: s.localAddr(), Header: md}
+	sh.HandleRPC(ctx, &c.inHeader)
+	c.begin = stats.Begin{BeginTime: time.Now()}
+	sh.HandleRPC(ctx, &c.begin)
 	defer func() {
-		sh.HandleRPC(ctx, &stats.OutTrailer{Trailer: st.trailerMD()})
-		sh.HandleRPC(ctx, &stats.End{BeginTime: begin.BeginTime, EndTime: time.Now(), Error: err})
+		c.outTrailer = stats.OutTrailer{Trailer: st.trailerMD()}
+		sh.HandleRPC(ctx, &c.outTrailer)
+		c.end = stats.End{BeginTime: c.begin.BeginTime, EndTime: time.Now(), Error: err}
+		sh.HandleRPC(ctx, &c.end)
 	}()
 	ctx = grpc.NewContextWithServerTransportStream(ctx, st)
 
@@ -221,7 +227,8 @@ func (s *Server) serve(ctx context.Context, m localMethod, method string, md met
 		if err := proto.Unmarshal(in, v.(proto.Message)); err != nil {
 			return status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err)
 		}
-		sh.HandleRPC(ctx, &stats.InPayload{RecvTime: time.Now(), Payload: v, Length: len(in), CompressedLength: len(in), WireLength: len(in) + 5})
+		c.inPayload = stats.InPayload{RecvTime: time.Now(), Payload: v, Length: len(in), CompressedLength: len(in), WireLength: len(in) + 5}
+		sh.HandleRPC(ctx, &c.inPayload)
 		return nil
 	}
 	r, appErr := m.handler(m.impl, ctx, dec, s.unary)
@@ -240,9 +247,29 @@ func (s *Server) serve(ctx context.Context, m localMethod, method string, md met
 	}
 	size = proto.Size(resp)
 	header := st.sendHeader()
-	sh.HandleRPC(ctx, &stats.OutHeader{Header: header, FullMethod: method, RemoteAddr: inProcessAddr{}, LocalAddr: s.localAddr()})
-	sh.HandleRPC(ctx, &stats.OutPayload{Payload: resp, Length: size, CompressedLength: size, WireLength: size + 5, SentTime: time.Now()})
+	c.outHeader = stats.OutHeader{Header: header, FullMethod: method, RemoteAddr: inProcessAddr{}, LocalAddr: s.localAddr()}
+	sh.HandleRPC(ctx, &c.outHeader)
+	c.outPayload = stats.OutPayload{Payload: resp, Length: size, CompressedLength: size, WireLength: size + 5, SentTime: time.Now()}
+	sh.HandleRPC(ctx, &c.outPayload)
 	return resp, size, nil
+}
+
+// inCall is what the server side of one in-process call needs, allocated
+// in one piece rather than a dozen: its context and stream, the peer it
+// reports and the stats events it sends, each of which grpc's server
+// allocates on its own.
+type inCall struct {
+	ctx        callContext
+	st         localStream
+	peer       peer.Peer
+	tag        stats.RPCTagInfo
+	inHeader   stats.InHeader
+	begin      stats.Begin
+	inPayload  stats.InPayload
+	outHeader  stats.OutHeader
+	outPayload stats.OutPayload
+	outTrailer stats.OutTrailer
+	end        stats.End
 }
 
 // outgoingMetadata checks md as grpc's client does before a call, then
