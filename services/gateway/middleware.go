@@ -28,7 +28,7 @@ import (
 // ten minutes keeps a changed policy from lingering.
 const (
 	corsAllowMethods = "GET, POST, PUT, PATCH, DELETE"
-	corsAllowHeaders = "Content-Type, Authorization, X-Rapport-Tenant, Idempotency-Key, traceparent"
+	corsAllowHeaders = "Content-Type, Authorization, X-Rapport-Tenant, traceparent"
 	corsMaxAge       = "600"
 )
 
