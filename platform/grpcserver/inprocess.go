@@ -57,10 +57,11 @@ func (s *Server) method(name string) (localMethod, bool) {
 //   - the request is marshalled, checked against the server's receive
 //     limit and unmarshalled into the handler's own message, so the
 //     handler shares no memory with the caller and a request the wire
-//     would refuse is refused; the response is marshalled too (the same
-//     checks, and its size for the stats handler and the caller's
-//     receive limit), then handed to the caller without a copy, since the
-//     server side drops it once sent as it does over the network;
+//     would refuse is refused; the response is sized (for the stats
+//     handler and the caller's receive limit) and handed to the caller
+//     without a copy, since the server side drops it once sent as it does
+//     over the network. It is not encoded, so a response the wire would
+//     refuse to encode (a string that is not UTF-8) reaches the caller;
 //   - the handler sees the caller's outgoing metadata as incoming
 //     metadata (validated and without reserved headers, as a gRPC client
 //     sends it), the caller's deadline and cancellation, and none of the
