@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	accessv1 "rapport.dev/gen/go/rapport/access/v1"
 	carev1 "rapport.dev/gen/go/rapport/care/v1"
@@ -301,12 +300,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 
 func (g *Gateway) muxOptions() []runtime.ServeMuxOption {
 	return []runtime.ServeMuxOption{
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, bodyMarshaler{&runtime.JSONPb{
-			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false},
-			// Unknown fields are refused so a misspelt field is a 400, not
-			// silently dropped data.
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newBodyMarshaler()),
 		runtime.WithIncomingHeaderMatcher(matchIncomingHeader),
 		runtime.WithOutgoingHeaderMatcher(matchOutgoingHeader),
 		runtime.WithErrorHandler(g.handleError),

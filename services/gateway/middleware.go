@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"rapport.dev/platform/tenancy"
@@ -185,18 +186,36 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // client as the InvalidArgument message.
 type bodyMarshaler struct{ *runtime.JSONPb }
 
+// newBodyMarshaler is the gateway's marshaler for every request and reply.
+func newBodyMarshaler() bodyMarshaler {
+	return bodyMarshaler{&runtime.JSONPb{
+		MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false},
+		// Unknown fields are refused so a misspelt field is a 400, not
+		// silently dropped data.
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}
+
 // marshalBufSize is the buffer a response is encoded into to start with:
 // most single-resource answers fit, so the encoding does not grow its
 // output from nothing, a few bytes at a time.
 const marshalBufSize = 1024
 
 // Marshal encodes a response message straight into a buffer of
-// marshalBufSize, where JSONPb encodes it and copies it into another.
+// marshalBufSize (JSONPb would encode it and copy it into another), with
+// appendJSON when it can, else with protojson.
 func (m bodyMarshaler) Marshal(v any) ([]byte, error) {
-	if p, ok := v.(proto.Message); ok && m.Indent == "" {
-		return m.MarshalOptions.MarshalAppend(make([]byte, 0, marshalBufSize), p)
+	p, ok := v.(proto.Message)
+	if !ok || m.Indent != "" {
+		return m.JSONPb.Marshal(v)
 	}
-	return m.JSONPb.Marshal(v)
+	o := m.MarshalOptions
+	if !o.Multiline && !o.EmitUnpopulated && !o.EmitDefaultValues && !o.UseProtoNames && !o.UseEnumNumbers {
+		if b, err := appendJSON(make([]byte, 0, marshalBufSize), p.ProtoReflect()); err == nil {
+			return b, nil
+		}
+	}
+	return o.MarshalAppend(make([]byte, 0, marshalBufSize), p)
 }
 
 // NewDecoder returns a decoder whose errors name the request body.
