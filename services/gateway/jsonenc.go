@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"math"
@@ -194,21 +195,11 @@ func compareMapKeys(x, y protoreflect.MapKey) int {
 		}
 		return 1
 	case int32, int64:
-		return cmpInt(x.Int(), y.Int())
+		return cmp.Compare(x.Int(), y.Int())
 	case uint32, uint64:
-		return cmpInt(x.Uint(), y.Uint())
+		return cmp.Compare(x.Uint(), y.Uint())
 	}
-	return cmpInt(x.String(), y.String())
-}
-
-func cmpInt[T int64 | uint64 | string](a, b T) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Compare(x.String(), y.String())
 }
 
 // appendValue writes one singular value of field fd (a list element or a

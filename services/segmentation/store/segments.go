@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -117,7 +118,7 @@ func (s *Store) ListSegments(ctx context.Context, tenant, token string, size int
 				return fault.InvalidField("page_token", "is not a token returned by this listing")
 			}
 			start, _ = slices.BinarySearchFunc(segs, string(after), func(s segmentRecord, id string) int {
-				return cmpString(s.ID, id)
+				return cmp.Compare(s.ID, id)
 			})
 			if start < len(segs) && segs[start].ID == string(after) {
 				start++
@@ -131,16 +132,6 @@ func (s *Store) ListSegments(ctx context.Context, tenant, token string, size int
 		return nil
 	})
 	return out, next, err
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // UpdateSegment changes a segment; a changed rule re-evaluates everyone.
