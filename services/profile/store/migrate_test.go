@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -49,18 +50,7 @@ func TestMigrationFromSchema1(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err := boltdb.Open(path, store.Options())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if v, _ := db.SchemaVersion(); v != store.SchemaVersion {
-		t.Fatalf("schema %d after open, want %d", v, store.SchemaVersion)
-	}
+	db := reopenMigrated(t, old, path)
 	clk := clock.NewFake(t0)
 	svc := domain.NewService(store.New(db, feed.NewLog(db, clk)), clk)
 	ev := &domain.Event{ID: "e1", CustomerID: "kept", OccurTime: t0,
@@ -152,18 +142,7 @@ func TestMigrationFromSchema2(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err := boltdb.Open(path, store.Options())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if v, _ := db.SchemaVersion(); v != store.SchemaVersion {
-		t.Fatalf("schema %d after open, want %d", v, store.SchemaVersion)
-	}
+	db := reopenMigrated(t, old, path)
 	if err := db.View(func(tx *bolt.Tx) error {
 		for _, name := range []string{"events", "orders", "stats"} {
 			if tx.Bucket([]byte(name)) != nil {
@@ -313,20 +292,9 @@ func TestMigrationFromSchema4(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
 	// Five records in chunks of two: the walk resumes after each chunk.
 	defer store.SetMigrateChunk(2)()
-	db, err := boltdb.Open(path, store.Options())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if v, _ := db.SchemaVersion(); v != store.SchemaVersion {
-		t.Fatalf("schema %d after open, want %d", v, store.SchemaVersion)
-	}
+	db := reopenMigrated(t, old, path)
 	if err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("customer_data")).ForEach(func(k, v []byte) error {
 			if json.Valid(v) {
@@ -470,20 +438,12 @@ func TestMigrationFromSchema5(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
+	if store.SchemaVersion != 6 {
+		t.Fatalf("this build's schema is %d: the test migrates from 5 to 6", store.SchemaVersion)
 	}
-
 	// Seven customers in chunks of two: the walk resumes after each chunk.
 	defer store.SetMigrateChunk(2)()
-	db, err := boltdb.Open(path, store.Options())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if v, _ := db.SchemaVersion(); v != 6 || store.SchemaVersion != 6 {
-		t.Fatalf("schema %d after open (this build's %d), want 6", v, store.SchemaVersion)
-	}
+	db := reopenMigrated(t, old, path)
 	n := 0
 	if err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("customers")).ForEach(func(k, v []byte) error {
@@ -565,4 +525,23 @@ func TestMigrationFromSchema5(t *testing.T) {
 	if got, _ := svc.GetCustomer(ctx, "acme", "rich"); !got.Erased || got.Phone != "" || got.Person.GivenName != "" {
 		t.Fatalf("customer after the erase: %+v", got)
 	}
+}
+
+// reopenMigrated closes old, the file an older version wrote at path, opens
+// it as this version does (migrating it) and checks the schema it ends at.
+// The database is closed when the test ends.
+func reopenMigrated(t *testing.T, old io.Closer, path string) *boltdb.DB {
+	t.Helper()
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := boltdb.Open(path, store.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if v, _ := db.SchemaVersion(); v != store.SchemaVersion {
+		t.Fatalf("schema %d after open, want %d", v, store.SchemaVersion)
+	}
+	return db
 }
