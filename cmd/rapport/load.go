@@ -30,6 +30,7 @@ import (
 	"rapport.dev/platform/auth"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/grpcclient"
+	"rapport.dev/platform/heapfloor"
 	"rapport.dev/platform/telemetry"
 	"rapport.dev/platform/tenancy"
 )
@@ -110,6 +111,9 @@ type loadConfig struct {
 	BaselineKeys string
 	JSON         bool
 	CPUProfile   string
+	// GCHeapFloorMiB is serve's --gc-heap-floor, for the suite and the
+	// baselines alike (they share the process).
+	GCHeapFloorMiB int
 
 	phases []string
 }
@@ -145,6 +149,9 @@ func (c *loadConfig) Validate() error {
 	if c.MaxOps < 1 {
 		errs = append(errs, errors.New("--max-ops must be at least 1"))
 	}
+	if c.GCHeapFloorMiB < 0 {
+		errs = append(errs, errors.New("--gc-heap-floor must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -171,6 +178,7 @@ func parseLoad(args []string, output io.Writer) (loadConfig, error) {
 		" (tenant, customer, sequence: the B+tree places the service writes events in) or "+keysSequential+" (appends, the fastest bbolt can go)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run (client, suite and baselines) to this file")
+	fs.IntVar(&cfg.GCHeapFloorMiB, "gc-heap-floor", defaultGCHeapFloorMiB, gcHeapFloorUsage+"; as serve's")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -186,6 +194,7 @@ func loadCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	log := telemetry.NewLogger(os.Stderr, slog.LevelWarn, false)
+	defer heapfloor.Start(uint64(cfg.GCHeapFloorMiB) << 20).Stop()
 	stop, err := startCPUProfile(cfg.CPUProfile)
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
@@ -241,6 +250,7 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 			{Name: "customers", Value: strconv.Itoa(cfg.Customers)},
 			{Name: "targets", Value: targets},
 			{Name: "baseline keys", Value: cfg.BaselineKeys},
+			{Name: "gc heap floor", Value: strconv.Itoa(cfg.GCHeapFloorMiB) + " MiB"},
 			{Name: "data dir", Value: dir},
 		},
 	}
