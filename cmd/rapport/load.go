@@ -38,11 +38,12 @@ import (
 
 const loadUsage = `usage: rapport load [flags]
 
-Starts the suite in this process as "rapport serve" runs it (the profile
-service and the gateway by default, on loopback ports, over a fresh data
-dir), seeds tenant "bench" with customers, and runs each phase against a
-baseline measured in the same run, on the same disk, at the same
-concurrency, with fsync on:
+For each phase, starts the suite in this process as "rapport serve" runs it
+(the profile service and the gateway by default, on loopback ports, over a
+fresh folder of the data dir), seeds tenant "bench" with customers, and runs
+the phase against a baseline measured in the same run, on the same disk, at
+the same concurrency, with fsync on. Every phase starts from the same state,
+whichever ran before it:
 
   write  RecordEvent over gRPC, one purchase per call
          vs one bbolt transaction (Update + Put + fsync) per write
@@ -256,29 +257,49 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 		},
 	}
 
+	for _, name := range loadPhases {
+		if !cfg.runs(name) {
+			continue
+		}
+		ph, err := runLoadPhase(ctx, cfg, name, targets, filepath.Join(dir, name), log, progress)
+		if err != nil {
+			return rep, fmt.Errorf("phase %s: %w", name, err)
+		}
+		rep.Phases = append(rep.Phases, ph)
+	}
+	return rep, nil
+}
+
+// runLoadPhase starts a suite of its own over dir, seeds it, and runs one
+// phase against it. Each phase starts from the same state, whatever ran
+// before it: a phase on a file that an earlier phase filled would be
+// measured against a baseline on a fresh one.
+func runLoadPhase(ctx context.Context, cfg loadConfig, phase, targets, dir string, log *slog.Logger, progress io.Writer) (ph loadtest.Phase, err error) {
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		return ph, err
+	}
 	s, err := startLoadSuite(ctx, targets, dir, log)
 	if err != nil {
-		return rep, err
+		return ph, err
 	}
 	defer func() { err = errors.Join(err, s.stop()) }()
-	fmt.Fprintf(progress, "suite up: %v; seeding %d customers\n", s.urls, cfg.Customers)
+	fmt.Fprintf(progress, "phase %s: suite up: %v; seeding %d customers\n", phase, s.urls, cfg.Customers)
 
 	cc, err := dialLoad(s.grpcAddr(targetProfile))
 	if err != nil {
-		return rep, err
+		return ph, err
 	}
 	defer cc.Close()
 	client := profilev1.NewProfileServiceClient(cc)
 	key, err := tenantAdminKey(ctx, s.grpcAddr(targetAccess), dir, loadTenant, 1e6)
 	if err != nil {
-		return rep, err
+		return ph, err
 	}
 	tctx := metadata.AppendToOutgoingContext(auth.WithKey(ctx, key), tenancy.MetadataKey, loadTenant)
 	ids, err := seedLoadCustomers(tctx, client, cfg.Customers)
 	if err != nil {
-		return rep, err
+		return ph, err
 	}
-
 	w := &loadWorkload{
 		cfg:       cfg,
 		dir:       dir,
@@ -287,26 +308,18 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 		key:       key,
 		base:      time.Now().UTC().Truncate(time.Second),
 	}
-	for _, p := range []struct {
-		name string
-		run  func(context.Context) (loadtest.Phase, error)
-	}{
-		{loadPhaseWrite, w.write},
-		{loadPhaseBatch, w.batch},
-		{loadPhaseGet, func(ctx context.Context) (loadtest.Phase, error) { return w.get(ctx, s.urls[targetGateway]) }},
-		{loadPhaseEarn, func(ctx context.Context) (loadtest.Phase, error) { return w.earn(ctx, s.grpcAddr(targetLoyalty)) }},
-	} {
-		if !cfg.runs(p.name) {
-			continue
-		}
-		fmt.Fprintf(progress, "phase %s: baseline, then the suite (%s + %s each)\n", p.name, cfg.Warmup, cfg.Duration)
-		ph, err := p.run(tctx)
-		if err != nil {
-			return rep, fmt.Errorf("phase %s: %w", p.name, err)
-		}
-		rep.Phases = append(rep.Phases, ph)
+	fmt.Fprintf(progress, "phase %s: baseline, then the suite (%s + %s each)\n", phase, cfg.Warmup, cfg.Duration)
+	switch phase {
+	case loadPhaseWrite:
+		return w.write(tctx)
+	case loadPhaseBatch:
+		return w.batch(tctx)
+	case loadPhaseGet:
+		return w.get(tctx, s.urls[targetGateway])
+	case loadPhaseEarn:
+		return w.earn(tctx, s.grpcAddr(targetLoyalty))
 	}
-	return rep, nil
+	return ph, fmt.Errorf("unknown phase %q", phase)
 }
 
 // emptyLoadDir creates dir or checks that it is empty: every phase compares the
