@@ -239,9 +239,6 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 	if targets != targetAll && !slices.Contains(strings.Split(targets, ","), targetAccess) {
 		targets = targetAccess + "," + targets
 	}
-	if cfg.runs(loadPhaseEarn) && !slices.Contains(strings.Split(targets, ","), targetLoyalty) && targets != targetAll {
-		targets += "," + targetLoyalty
-	}
 	rep = loadtest.Report{
 		Machine: loadtest.ThisMachine(),
 		Settings: []loadtest.Setting{
@@ -261,7 +258,13 @@ func runLoad(ctx context.Context, cfg loadConfig, log *slog.Logger, progress io.
 		if !cfg.runs(name) {
 			continue
 		}
-		ph, err := runLoadPhase(ctx, cfg, name, targets, filepath.Join(dir, name), log, progress)
+		t := targets
+		// Earn needs loyalty; the other phases run without it, since it
+		// follows the profile feed and would take CPU from them.
+		if name == loadPhaseEarn && !slices.Contains(strings.Split(t, ","), targetLoyalty) && t != targetAll {
+			t += "," + targetLoyalty
+		}
+		ph, err := runLoadPhase(ctx, cfg, name, t, filepath.Join(dir, name), log, progress)
 		if err != nil {
 			return rep, fmt.Errorf("phase %s: %w", name, err)
 		}
