@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	_ "time/tzdata" // customer time zones must resolve on machines without a zone database
 )
@@ -39,19 +38,7 @@ usage:
   rapport help COMMAND     show a command's flags
 `
 
-// defaultGCPercent is the garbage collector's target unless GOGC is set.
-// The suite's live heap is small (tens of MB on machines with GBs), and
-// its request paths allocate fast: at Go's default of 100 the collector
-// ran often enough that, in interleaved runs of `rapport load` on the
-// 2-core machine, GOGC=200 served more durable writes and earns, at less
-// CPU per call, in every one of eight pairs (by 1% to 45%; BENCHMARKS.md);
-// 400 was no better than 200.
-const defaultGCPercent = 200
-
 func main() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
