@@ -3,7 +3,7 @@
 // tracing, health, recovery and tenancy), telemetry (OpenTelemetry set-up),
 // boltdb (opening bbolt files, schema versions, group commit), feed (the
 // durable change feed and its followers), timers (durable per-owner timers),
-// webhook (a durable outbox of signed outgoing webhooks), money, config,
-// shutdown, tenancy, fault and clock. There is deliberately no "utils"
-// package.
+// webhook (a durable outbox of signed outgoing webhooks), heapfloor (a floor
+// under the GC's heap goal), money, config, shutdown, tenancy, fault and
+// clock. There is deliberately no "utils" package.
 package platform
