@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -59,6 +60,13 @@ type Options struct {
 	LockTimeout time.Duration
 	// MaxBatch caps the writes coalesced into one transaction; 0 means 1024.
 	MaxBatch int
+	// MmapSize is the address space mapped for the file up front; 0 means
+	// DefaultMmapSize. Files smaller than it are never mapped anew as they
+	// grow: a remap waits for every read transaction to end, blocking the
+	// writer meanwhile, and drops every mapped page, which the next reads
+	// fault in again. It reserves address space only; the file grows with
+	// its data.
+	MmapSize int
 	// NoSync skips fsync: only for benchmarks that measure the baseline
 	// without durability. Never in production.
 	NoSync bool
@@ -106,6 +114,10 @@ type request struct {
 	size int
 }
 
+// DefaultMmapSize is 8 GiB on 64-bit platforms (etcd maps 10 GiB for the
+// same reasons), and bbolt's own growth on 32-bit ones.
+const DefaultMmapSize = (8 << 30) * (strconv.IntSize / 64)
+
 // Open opens (creating if needed) the bbolt file at path.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout == 0 {
@@ -113,6 +125,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = 1024
+	}
+	if opts.MmapSize == 0 {
+		opts.MmapSize = DefaultMmapSize
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -129,7 +144,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// The freelist is not written on every commit (as etcd runs bbolt): it is
 	// rebuilt by scanning at open, which saves page writes on every commit.
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: opts.MmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("boltdb: open %s: %w", path, err)
 	}

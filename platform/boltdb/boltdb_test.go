@@ -440,3 +440,41 @@ func countKeys(t testing.TB, db *boltdb.DB, bucket []byte) int {
 	}
 	return n
 }
+
+// TestGrowingWriteDoesNotWaitForReaders: the file is mapped with room to grow,
+// so a write that grows it past its current size is not held up by a read
+// transaction that stays open (a full re-evaluation's snapshot, a follower's
+// scan). bbolt remaps a file that outgrows its mapping only once every reader
+// has finished.
+func TestGrowingWriteDoesNotWaitForReaders(t *testing.T) {
+	db := boltdb.OpenTemp(t, boltdb.Options{Buckets: [][]byte{customers}})
+	rtx, err := db.Bolt().Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtx.Rollback()
+
+	value := bytes.Repeat([]byte{'x'}, 1<<20)
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Update(context.Background(), func(tx *bolt.Tx) error {
+			for i := range 64 {
+				if err := tx.Bucket(customers).Put(fmt.Appendf(nil, "c%02d", i), value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write growing the file by 64 MiB waited for an open read transaction")
+	}
+	if n := countKeys(t, db, customers); n != 64 {
+		t.Fatalf("%d keys after the write, want 64", n)
+	}
+}
