@@ -63,9 +63,7 @@ func (s *State) Features(now time.Time, currency string) Features {
 	if s.CSATCount > 0 {
 		f.CSAT = float64(s.CSATSum) / float64(s.CSATCount)
 	}
-	if !s.FirstSeen.IsZero() && !s.FirstSeen.After(now) {
-		f.TenureDays = int64(now.Sub(s.FirstSeen) / Day)
-	}
+	f.TenureDays, _ = Tenure(s.FirstSeen, now)
 	n := len(s.Purchases)
 	if n == 0 {
 		return f
@@ -140,12 +138,22 @@ func (s *State) NextWindowChange(now time.Time) time.Time {
 // NextTenureChange returns the instant strictly after now at which
 // TenureDays next grows by one, or the zero time when FirstSeen is zero.
 func (s *State) NextTenureChange(now time.Time) time.Time {
-	if s.FirstSeen.IsZero() {
-		return time.Time{}
+	_, next := Tenure(s.FirstSeen, now)
+	return next
+}
+
+// Tenure returns TenureDays at now for a customer first seen at firstSeen
+// (0 before then or when firstSeen is zero), and the instant strictly
+// after now at which it next grows by one (zero when firstSeen is zero).
+// Only firstSeen and now enter: a cached Features stays right by
+// recomputing its TenureDays with Tenure.
+func Tenure(firstSeen, now time.Time) (days int64, next time.Time) {
+	if firstSeen.IsZero() {
+		return 0, time.Time{}
 	}
-	if s.FirstSeen.After(now) {
-		return s.FirstSeen.Add(Day)
+	if firstSeen.After(now) {
+		return 0, firstSeen.Add(Day)
 	}
-	days := now.Sub(s.FirstSeen) / Day
-	return s.FirstSeen.Add((days + 1) * Day)
+	d := now.Sub(firstSeen) / Day
+	return int64(d), firstSeen.Add((d + 1) * Day)
 }

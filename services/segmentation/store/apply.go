@@ -91,6 +91,7 @@ func (s *Store) ApplyProfileEvent(ctx context.Context, btx *bolt.Tx, ev *feedv1.
 		return nil // a type from a newer profile service: not ours to act on
 	}
 	s.markDirty(t.tenant)
+	s.touch(t, customer)
 	segs, err := t.segments()
 	if err != nil {
 		return err
@@ -125,6 +126,8 @@ func (s *Store) applyMerge(ctx context.Context, t tx, src, target string, now ti
 		return err
 	}
 	into.MergeFrom(from)
+	s.touch(t, src)
+	s.touch(t, target)
 	if err := putState(t.b(bucketStates), boltdb.Key(t.tenant, target), into); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,6 +82,9 @@ func (s *Store) BulkLoad(ctx context.Context, tenant string, customers []*profil
 	slices.Sort(ids) // bbolt inserts far faster in key order
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
+		// Too many customers to mark one by one: the population, if the
+		// tenant has one, is loaded again.
+		btx.OnCommit(func() { s.dropPopulation(tenant) })
 		profiles, states := t.b(bucketProfiles), t.b(bucketStates)
 		for _, id := range ids {
 			p := byID[id]
@@ -146,9 +150,15 @@ type FullReevaluation struct {
 	ScoresChanged int
 	Entered, Left int64
 	TimersChanged int
-	// Read is reading and decoding states, profiles, scores, memberships and
-	// timers; Score is domain.ScorePopulation; Evaluate the rules and their
-	// next changes; Write the chunked transactions.
+	// Loaded is true when the pass read the whole tenant from the file (the
+	// tenant's first pass in this process, or after what its population
+	// cannot follow); otherwise Reread customers were read again.
+	Loaded bool
+	Reread int
+	// Read is reading and decoding what the pass needs (the whole tenant,
+	// or the customers written since the last pass); Score is the
+	// population scoring; Evaluate the rules and their next changes; Write
+	// the chunked transactions.
 	Read, Score, Evaluate, Write time.Duration
 }
 
@@ -157,7 +167,430 @@ type FullReevaluation struct {
 // dirty pages stay a few tens of MB.
 const bulkChunk = 20_000
 
-// bulkRow is one customer during ReevaluateAll.
+// rowChange is one customer whose outcome differs from what is stored.
+type rowChange struct {
+	id string
+	// row is the customer's population row, -1 without a population.
+	row                int32
+	oldScore, newScore domain.Score
+	value              *domain.CustomerValue
+	// old and new are the dynamic memberships, segment j at bit j.
+	old, new []uint64
+	// oldDue and newDue are the timer (UnixNano), 0 for none.
+	oldDue, newDue int64
+}
+
+// evalPlan is what a pass computed and ReevaluateAll writes.
+type evalPlan struct {
+	segs []segmentRecord
+	// dyn are the indexes of the dynamic segments in segs; rules their
+	// compiled rules, nil for one that no longer compiles (its memberships
+	// stay as they are, as in reevaluate).
+	dyn     []int
+	rules   []*domain.Rule
+	changes []rowChange
+}
+
+// ReevaluateAll recomputes the tenant's population scores and every dynamic
+// segment's membership for every customer at the store's now, with the same
+// outcome as Rescore followed by a re-evaluation of every customer (scores,
+// memberships with their history and feed events, sizes, timers).
+//
+// It scores and evaluates every customer in memory, from the tenant's
+// population (population.go), on GOMAXPROCS workers, and writes only what
+// changed, in customer order, in chunks of bulkChunk customers, one
+// transaction each, so it does not hold the writer for the whole tenant.
+// It assumes no other writer changes the tenant meanwhile (a bulk import, a
+// benchmark, a maintenance run): an event applied between the snapshot and
+// a chunk's write would be overwritten by the snapshot's outcome until the
+// customer's next event.
+func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*FullReevaluation, error) {
+	s.bulkMu.Lock()
+	defer s.bulkMu.Unlock()
+	now := s.clock.Now().UTC()
+	rep := &FullReevaluation{}
+	start := time.Now()
+	// The population is registered before the snapshot is taken, so that
+	// every write committed after it is marked.
+	p, touched, fresh := s.takePopulation(tenant)
+	var plan evalPlan
+	err := s.db.View(func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		settings, err := t.settings()
+		if err != nil {
+			return err
+		}
+		if plan.segs, err = t.segments(); err != nil {
+			return err
+		}
+		var dyn []*segmentRecord
+		for i := range plan.segs {
+			seg := &plan.segs[i]
+			if seg.Kind != kindDynamic {
+				continue
+			}
+			r, err := s.rule(seg.Rule)
+			if err != nil {
+				s.log.ErrorContext(ctx, "stored rule does not compile", "tenant", tenant, "segment", seg.ID, "error", err)
+				r = nil
+			}
+			plan.dyn = append(plan.dyn, i)
+			plan.rules = append(plan.rules, r)
+			dyn = append(dyn, seg)
+		}
+		model, err := t.currentModel(settings)
+		if err != nil {
+			return err
+		}
+		if model != nil {
+			// The value model's view of a customer needs its whole history
+			// at every pass: nothing to keep.
+			s.dropPopulation(tenant)
+			p = nil
+			return s.scanPlan(ctx, t, settings, model, &plan, now, start, rep)
+		}
+		raw := btx.Bucket(bucketSettings).Get([]byte(tenant))
+		if fresh || !bytes.Equal(p.settings, raw) || now.Before(p.asOf) || len(touched) > len(p.rows)/4 {
+			err = p.load(ctx, t, dyn, now, raw, settings.Currency)
+			rep.Loaded = true
+		} else {
+			rep.Reread, err = p.refresh(t, touched, dyn, now, settings.Currency)
+		}
+		if err != nil {
+			return err
+		}
+		rep.Read = time.Since(start)
+		return popPlan(ctx, p, settings, &plan, dyn, now, rep)
+	})
+	if err == nil {
+		mark := time.Now()
+		err = s.writePlan(ctx, tenant, now, reason, &plan, p, rep)
+		rep.Write = time.Since(mark)
+	}
+	if err != nil {
+		// Whatever was read or written is uncertain now.
+		s.dropPopulation(tenant)
+		return nil, err
+	}
+	rep.Segments = len(plan.dyn)
+	s.metrics.evaluated(ctx, scopeTenant, start)
+	return rep, nil
+}
+
+// popPlan scores and evaluates every customer of p at now and lists what
+// differs from what is stored.
+func popPlan(ctx context.Context, p *population, settings domain.Settings, plan *evalPlan, dyn []*segmentRecord, now time.Time, rep *FullReevaluation) error {
+	mark := time.Now()
+	rows := p.rows
+	scoreIdx := make([]int32, len(rows))
+	var scoring []domain.Row
+	for i := range rows {
+		r := &rows[i]
+		r.features.TenureDays, _ = domain.Tenure(r.features.FirstSeen, now)
+		scoreIdx[i] = -1
+		if r.hasState {
+			scoreIdx[i] = int32(len(scoring))
+			scoring = append(scoring, domain.Row{CustomerID: r.id, Features: r.features})
+		}
+		if r.hasProfile {
+			rep.Customers++
+		}
+	}
+	scored := domain.ScorePopulation(scoring, settings)
+	scoring = nil
+	rep.Ranked = scored.Ranked
+	newScore := func(i int) domain.Score {
+		if scoreIdx[i] >= 0 && rows[i].hasProfile {
+			return scored.Scores[scoreIdx[i]]
+		}
+		return rows[i].score
+	}
+	rep.Score = time.Since(mark)
+
+	mark = time.Now()
+	words := (len(dyn) + 63) / 64
+	sets := make([][]uint64, len(dyn))
+	for j, seg := range dyn {
+		sets[j] = p.members[keyOf(seg)]
+	}
+	oldBit := func(j, i int) bool { return i/64 < len(sets[j]) && sets[j][i/64]&(1<<(i%64)) != 0 }
+	newBits := make([]uint64, len(rows)*words)
+	newDue := make([]int64, len(rows))
+	err := parallel(ctx, len(rows), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			r := &rows[i]
+			if !r.hasProfile {
+				continue // reevaluate skips a customer without a profile
+			}
+			_, tenure := domain.Tenure(r.features.FirstSeen, now)
+			in := domain.RuleInput{
+				Customer:     r.customer,
+				Features:     convert.FeaturesToProto(r.features),
+				Scores:       convert.ScoreToProto(newScore(i)),
+				Now:          now,
+				WindowChange: r.window,
+				TenureChange: tenure,
+			}
+			bits := newBits[i*words : (i+1)*words]
+			var next time.Time
+			for j, rule := range plan.rules {
+				if rule == nil {
+					if oldBit(j, i) {
+						bits[j/64] |= 1 << (j % 64)
+					}
+					continue
+				}
+				if held, _ := rule.Eval(in); held {
+					bits[j/64] |= 1 << (j % 64)
+				}
+				if rule.UsesTime() {
+					if nc := rule.NextChange(in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
+						next = nc
+					}
+				}
+			}
+			if !next.IsZero() {
+				newDue[i] = next.UnixNano()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	old := make([]uint64, words)
+	for i := range rows {
+		r := &rows[i]
+		if !r.hasProfile {
+			continue
+		}
+		clear(old)
+		for j := range dyn {
+			if oldBit(j, i) {
+				old[j/64] |= 1 << (j % 64)
+			}
+		}
+		bits := newBits[i*words : (i+1)*words]
+		sc := newScore(i)
+		if sc == r.score && newDue[i] == r.due && slices.Equal(old, bits) {
+			continue
+		}
+		plan.changes = append(plan.changes, rowChange{id: r.id, row: int32(i), oldScore: r.score, newScore: sc,
+			old: slices.Clone(old), new: bits, oldDue: r.due, newDue: newDue[i]})
+	}
+	// Rows added since the population was loaded sit at its end.
+	slices.SortFunc(plan.changes, func(a, b rowChange) int { return strings.Compare(a.id, b.id) })
+	rep.Evaluate = time.Since(mark)
+	return nil
+}
+
+// scanPlan is the pass of a tenant with a value model: it reads and decodes
+// every customer's whole state, since the model's view of a customer
+// depends on its history and the time.
+func (s *Store) scanPlan(ctx context.Context, t tx, settings domain.Settings, model *valueModel, plan *evalPlan, now, start time.Time, rep *FullReevaluation) error {
+	dynOf := map[string]int{}
+	for j, i := range plan.dyn {
+		dynOf[plan.segs[i].ID] = j
+	}
+	words := (len(plan.dyn) + 63) / 64
+	rows := readBulkRows(t.Tx, t.tenant)
+	oldBits := make([]uint64, len(rows)*words)
+	newBits := make([]uint64, len(rows)*words)
+	if err := readBulkSide(t.Tx, t.tenant, rows, dynOf, words, oldBits); err != nil {
+		return err
+	}
+	withCLV := settings.WithDefaults().Value == domain.ValueCLV
+	if err := parallel(ctx, len(rows), func(lo, hi int) error {
+		return decodeBulkRows(rows[lo:hi], now, settings.Currency, model, withCLV)
+	}); err != nil {
+		return err
+	}
+	rep.Loaded = true
+	rep.Read = time.Since(start)
+
+	mark := time.Now()
+	var scoring []domain.Row
+	for i := range rows {
+		r := &rows[i]
+		r.scoreIdx = -1
+		if r.hasState {
+			r.scoreIdx = int32(len(scoring))
+			scoring = append(scoring, domain.Row{CustomerID: r.id, Features: r.features, Value: r.value})
+		}
+		if r.hasProfile {
+			rep.Customers++
+		}
+	}
+	scored := domain.ScorePopulation(scoring, settings)
+	scoring = nil
+	rep.Ranked = scored.Ranked
+	for i := range rows {
+		r := &rows[i]
+		r.newScore = r.oldScore
+		if r.scoreIdx >= 0 && r.hasProfile {
+			r.newScore = scored.Scores[r.scoreIdx]
+		}
+	}
+	rep.Score = time.Since(mark)
+
+	mark = time.Now()
+	err := parallel(ctx, len(rows), func(lo, hi int) error {
+		customer := &profilev1.Customer{}
+		for i := lo; i < hi; i++ {
+			r := &rows[i]
+			if !r.hasProfile {
+				continue // reevaluate skips a customer without a profile
+			}
+			proto.Reset(customer)
+			if err := proto.Unmarshal(r.profile, customer); err != nil {
+				return fmt.Errorf("store: decode profile %q: %w", r.id, err)
+			}
+			in := domain.RuleInput{
+				Customer:     customer,
+				Features:     convert.FeaturesToProto(r.features),
+				Scores:       convert.ScoreToProto(r.newScore),
+				Now:          now,
+				WindowChange: r.window,
+				TenureChange: r.tenure,
+			}
+			old, bits := oldBits[i*words:(i+1)*words], newBits[i*words:(i+1)*words]
+			var next time.Time
+			for j, rule := range plan.rules {
+				w, m := j/64, uint64(1)<<(j%64)
+				if rule == nil {
+					bits[w] |= old[w] & m
+					continue
+				}
+				if held, _ := rule.Eval(in); held {
+					bits[w] |= m
+				}
+				if rule.UsesTime() {
+					if nc := rule.NextChange(in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
+						next = nc
+					}
+				}
+			}
+			if !next.IsZero() {
+				r.newDue = next.UnixNano()
+			}
+		}
+		return nil
+	})
+	for i := range rows {
+		rows[i].profile = nil // it points into the transaction's memory
+	}
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		r := &rows[i]
+		old, bits := oldBits[i*words:(i+1)*words], newBits[i*words:(i+1)*words]
+		if !r.hasProfile || (r.newScore == r.oldScore && r.newDue == r.oldDue && slices.Equal(old, bits)) {
+			continue
+		}
+		plan.changes = append(plan.changes, rowChange{id: r.id, row: -1, oldScore: r.oldScore, newScore: r.newScore,
+			value: r.value, old: old, new: bits, oldDue: r.oldDue, newDue: r.newDue})
+	}
+	rep.Evaluate = time.Since(mark)
+	return nil
+}
+
+// writePlan writes the plan's changes in customer order, bulkChunk per
+// transaction, through the per-customer path's own setMembership and
+// schedule, and the score time with the last chunk. With a population, each
+// chunk's outcome is recorded in it once committed.
+func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, reason string, plan *evalPlan, p *population, rep *FullReevaluation) error {
+	segs := plan.segs
+	var keys []segKey
+	if p != nil {
+		for _, si := range plan.dyn {
+			keys = append(keys, keyOf(&segs[si]))
+		}
+	}
+	for lo := 0; ; lo += bulkChunk {
+		hi := min(lo+bulkChunk, len(plan.changes))
+		chunk := plan.changes[lo:hi]
+		var entered, left int64
+		var timers, scores int
+		var chunkSegs []segmentRecord
+		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+			entered, left, timers, scores = 0, 0, 0, 0
+			chunkSegs = slices.Clone(segs)
+			before := sizes(chunkSegs)
+			t := tx{Tx: btx, tenant: tenant, quiet: p != nil}
+			// The feed only ever appends: full pages are the right split.
+			btx.Bucket(feed.LogBucket).FillPercent = 1.0
+			for i := range chunk {
+				c := &chunk[i]
+				if c.newScore != c.oldScore {
+					if err := put(t.b(bucketScores), boltdb.Key(tenant, c.id), c.newScore); err != nil {
+						return err
+					}
+					if err := s.publishScores(ctx, t, c.id, c.oldScore, c.newScore, c.value, now); err != nil {
+						return err
+					}
+					scores++
+				}
+				for j, si := range plan.dyn {
+					w, m := j/64, uint64(1)<<(j%64)
+					in := c.new[w]&m != 0
+					if in == (c.old[w]&m != 0) {
+						continue
+					}
+					if err := s.setMembership(ctx, t, &chunkSegs[si], c.id, in, now, reason); err != nil {
+						return err
+					}
+					if in {
+						entered++
+					} else {
+						left++
+					}
+				}
+				if c.newDue != c.oldDue {
+					due := time.Time{}
+					if c.newDue != 0 {
+						due = time.Unix(0, c.newDue)
+					}
+					if err := s.schedule(t, c.id, due); err != nil {
+						return err
+					}
+					timers++
+				}
+			}
+			if err := t.putSegments(chunkSegs, before); err != nil {
+				return err
+			}
+			if hi == len(plan.changes) {
+				return t.b(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		segs = chunkSegs
+		rep.Entered += entered
+		rep.Left += left
+		rep.TimersChanged += timers
+		rep.ScoresChanged += scores
+		for i := range chunk {
+			c := &chunk[i]
+			if p == nil {
+				continue
+			}
+			r := &p.rows[c.row]
+			r.score, r.due = c.newScore, c.newDue
+			for j, k := range keys {
+				p.setMember(k, c.row, c.new[j/64]&(1<<(j%64)) != 0)
+			}
+		}
+		if hi == len(plan.changes) {
+			return nil
+		}
+	}
+}
+
+// bulkRow is one customer while a pass reads the file.
 type bulkRow struct {
 	id                   string
 	hasState, hasProfile bool
@@ -175,248 +608,8 @@ type bulkRow struct {
 	newScore domain.Score
 	// oldDue and newDue are the timer (UnixNano), 0 for none.
 	oldDue, newDue int64
-	scoreChanged   bool
 	// value is the value model's view, nil without a model.
 	value *domain.CustomerValue
-}
-
-// ReevaluateAll recomputes the tenant's population scores and every dynamic
-// segment's membership for every customer at the store's now, with the same
-// outcome as Rescore followed by a re-evaluation of every customer (scores,
-// memberships with their history and feed events, sizes, timers).
-//
-// It reads one snapshot, evaluates in parallel on GOMAXPROCS workers, and
-// writes in chunks of bulkChunk customers, one transaction each, so it does
-// not hold the writer for the whole tenant. It assumes no other writer
-// changes the tenant meanwhile (a bulk import, a benchmark, a maintenance
-// run): an event applied between the snapshot and a chunk's write would be
-// overwritten by the snapshot's outcome until the customer's next event.
-func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*FullReevaluation, error) {
-	now := s.clock.Now().UTC()
-	rep := &FullReevaluation{}
-	var (
-		rows     []bulkRow
-		segs     []segmentRecord
-		dyn      []int // indexes of dynamic segments in segs
-		rules    []*domain.Rule
-		oldBits  []uint64
-		newBits  []uint64
-		words    int
-		settings domain.Settings
-	)
-	start := time.Now()
-	err := s.db.View(func(btx *bolt.Tx) error {
-		t := tx{Tx: btx, tenant: tenant}
-		var err error
-		if settings, err = t.settings(); err != nil {
-			return err
-		}
-		if segs, err = t.segments(); err != nil {
-			return err
-		}
-		dynOf := map[string]int{}
-		for i := range segs {
-			if segs[i].Kind != kindDynamic {
-				continue
-			}
-			r, err := s.rule(segs[i].Rule)
-			if err != nil {
-				s.log.ErrorContext(ctx, "stored rule does not compile", "tenant", tenant, "segment", segs[i].ID, "error", err)
-				r = nil // memberships stay as they are, as in reevaluate
-			}
-			dynOf[segs[i].ID] = len(dyn)
-			dyn = append(dyn, i)
-			rules = append(rules, r)
-		}
-		words = (len(dyn) + 63) / 64
-		rows = readBulkRows(btx, tenant)
-		oldBits = make([]uint64, len(rows)*words)
-		newBits = make([]uint64, len(rows)*words)
-		if err := readBulkSide(btx, tenant, rows, dynOf, words, oldBits); err != nil {
-			return err
-		}
-		model, err := t.currentModel(settings)
-		if err != nil {
-			return err
-		}
-		withCLV := settings.WithDefaults().Value == domain.ValueCLV
-		if err := parallel(ctx, len(rows), func(lo, hi int) error {
-			return decodeBulkRows(rows[lo:hi], now, settings.Currency, model, withCLV)
-		}); err != nil {
-			return err
-		}
-		rep.Read = time.Since(start)
-
-		mark := time.Now()
-		var scoring []domain.Row
-		for i := range rows {
-			r := &rows[i]
-			r.scoreIdx = -1
-			if r.hasState {
-				r.scoreIdx = int32(len(scoring))
-				scoring = append(scoring, domain.Row{CustomerID: r.id, Features: r.features, Value: r.value})
-			}
-		}
-		pop := domain.ScorePopulation(scoring, settings)
-		scoring = nil
-		rep.Ranked = pop.Ranked
-		for i := range rows {
-			r := &rows[i]
-			r.newScore = r.oldScore
-			if r.scoreIdx >= 0 && r.hasProfile {
-				r.newScore = pop.Scores[r.scoreIdx]
-				r.scoreChanged = r.newScore != r.oldScore
-			}
-		}
-		rep.Score = time.Since(mark)
-
-		mark = time.Now()
-		err = parallel(ctx, len(rows), func(lo, hi int) error {
-			customer := &profilev1.Customer{}
-			for i := lo; i < hi; i++ {
-				r := &rows[i]
-				if !r.hasProfile {
-					continue // reevaluate skips a customer without a profile
-				}
-				proto.Reset(customer)
-				if err := proto.Unmarshal(r.profile, customer); err != nil {
-					return fmt.Errorf("store: decode profile %q: %w", r.id, err)
-				}
-				in := domain.RuleInput{
-					Customer:     customer,
-					Features:     convert.FeaturesToProto(r.features),
-					Scores:       convert.ScoreToProto(r.newScore),
-					Now:          now,
-					WindowChange: r.window,
-					TenureChange: r.tenure,
-				}
-				old, bits := oldBits[i*words:(i+1)*words], newBits[i*words:(i+1)*words]
-				var next time.Time
-				for j, rule := range rules {
-					w, m := j/64, uint64(1)<<(j%64)
-					if rule == nil {
-						bits[w] |= old[w] & m
-						continue
-					}
-					if held, _ := rule.Eval(in); held {
-						bits[w] |= m
-					}
-					if rule.UsesTime() {
-						if nc := rule.NextChange(in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
-							next = nc
-						}
-					}
-				}
-				if !next.IsZero() {
-					r.newDue = next.UnixNano()
-				}
-			}
-			return nil
-		})
-		rep.Evaluate = time.Since(mark)
-		for i := range rows {
-			rows[i].profile = nil // it points into the transaction's memory
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	rep.Segments = len(dyn)
-
-	mark := time.Now()
-	for lo := 0; lo < len(rows); lo += bulkChunk {
-		hi := min(lo+bulkChunk, len(rows))
-		last := hi == len(rows)
-		var entered, left int64
-		var timers, scores int
-		var chunkSegs []segmentRecord
-		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-			entered, left, timers, scores = 0, 0, 0, 0
-			chunkSegs = slices.Clone(segs)
-			before := sizes(chunkSegs)
-			t := tx{Tx: btx, tenant: tenant}
-			// The feed only ever appends: full pages are the right split.
-			btx.Bucket(feed.LogBucket).FillPercent = 1.0
-			for i := lo; i < hi; i++ {
-				r := &rows[i]
-				if !r.hasProfile {
-					continue
-				}
-				if r.scoreChanged {
-					if err := s.putBulkScore(ctx, t, r, now); err != nil {
-						return err
-					}
-					scores++
-				}
-				old, bits := oldBits[i*words:(i+1)*words], newBits[i*words:(i+1)*words]
-				for j, si := range dyn {
-					w, m := j/64, uint64(1)<<(j%64)
-					in := bits[w]&m != 0
-					if in == (old[w]&m != 0) {
-						continue
-					}
-					if err := s.setMembership(ctx, t, &chunkSegs[si], r.id, in, now, reason); err != nil {
-						return err
-					}
-					if in {
-						entered++
-					} else {
-						left++
-					}
-				}
-				if r.newDue != r.oldDue {
-					due := time.Time{}
-					if r.newDue != 0 {
-						due = time.Unix(0, r.newDue)
-					}
-					if err := s.schedule(t, r.id, due); err != nil {
-						return err
-					}
-					timers++
-				}
-			}
-			if err := t.putSegments(chunkSegs, before); err != nil {
-				return err
-			}
-			if last {
-				return t.b(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		segs = chunkSegs
-		rep.Entered += entered
-		rep.Left += left
-		rep.TimersChanged += timers
-		rep.ScoresChanged += scores
-	}
-	if len(rows) == 0 {
-		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-			return btx.Bucket(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	rep.Write = time.Since(mark)
-	for i := range rows {
-		if rows[i].hasProfile {
-			rep.Customers++
-		}
-	}
-	s.metrics.evaluated(ctx, scopeTenant, start)
-	return rep, nil
-}
-
-// putBulkScore stores a changed score with its feed events, as Rescore does.
-func (s *Store) putBulkScore(ctx context.Context, t tx, r *bulkRow, now time.Time) error {
-	if err := put(t.b(bucketScores), boltdb.Key(t.tenant, r.id), r.newScore); err != nil {
-		return err
-	}
-	return s.publishScores(ctx, t, r.id, r.oldScore, r.newScore, r.value, now)
 }
 
 // readBulkRows lists the tenant's customers: the union of the states and

@@ -310,6 +310,9 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
 	if rep.Customers != len(customers) || rep.Segments != len(bulkRules) || rep.Entered == 0 || rep.ScoresChanged == 0 {
 		t.Fatalf("report %+v: want every customer and segment evaluated, entries and scores", rep)
 	}
@@ -343,10 +346,117 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
 	if rep.Entered+rep.Left == 0 || rep.TimersChanged == 0 {
 		t.Fatalf("report %+v: want memberships and timers to change after 45 days", rep)
 	}
 	compareDumps(t, "re-evaluation after 45 days", old.dump(hOld2, fOld2), bulk.dump(hBulk2, fBulk2))
+	if rep.Loaded || rep.Reread < 300 {
+		t.Fatalf("report %+v: want the population brought up to date, the 300 customers with new events read again", rep)
+	}
+
+	// Everything else that writes a customer, through the per-customer
+	// paths on both: profile changes, merges, a new customer, a segment
+	// deleted and created again under its id, a rule changed, a rescore.
+	// The bulk store's population must follow all of it, customer by
+	// customer.
+	hOld3, fOld3 := old.historyCounts()
+	hBulk3, fBulk3 := bulk.historyCounts()
+	extra, extraEvents := bulkPopulation(1, 4)
+	extra[0].CustomerId = "c99999"
+	for _, ev := range extraEvents {
+		ev.CustomerId = "c99999"
+	}
+	changed := make([]*profilev1.Customer, 0, 30)
+	for _, c := range customers[20:40] {
+		c = proto.Clone(c).(*profilev1.Customer)
+		c.Tags, c.Region = []string{"vip", "b2b-wholesale"}, &profilev1.Region{Country: "FR"}
+		changed = append(changed, c)
+	}
+	for _, c := range customers[60:70] {
+		c = proto.Clone(c).(*profilev1.Customer)
+		c.DisplayName = "renamed" // read by no rule: no membership or timer changes
+		changed = append(changed, c)
+	}
+	for _, e := range []*bulkEnv{old, bulk} {
+		e.feedApply(tenant, "customer.updated", asMessages(changed)...)
+		e.feedApply(tenant, "customer.merged",
+			&profilev1.Customer{CustomerId: "c00050", MergedInto: "c00051"},
+			&profilev1.Customer{CustomerId: "c00052", MergedInto: "c00053"})
+		e.feedApply(tenant, "customer.created", extra[0])
+		e.feedApply(tenant, "event.recorded", asMessages(extraEvents)...)
+		if err := e.st.DeleteSegment(ctx, tenant, "s05"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.st.CreateSegment(ctx, tenant, store.SegmentInput{ID: "s05", Name: "again",
+			Kind: int32(segmentationv1.SegmentKind_SEGMENT_KIND_DYNAMIC), Rule: `features.purchases >= 3 && "vip" in customer.tags`}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.UpdateSegment(ctx, tenant, "s07", "", func(in *store.SegmentInput) error {
+			in.Rule = `features.refunds >= 1 && features.purchases_30d <= 1`
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// The service's periodic rescore writes scores too.
+		if _, err := e.st.Rescore(ctx, tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err = bulk.st.ReevaluateAll(ctx, tenant, "re-evaluated"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
+	compareDumps(t, "re-evaluation after every kind of write", old.dump(hOld3, fOld3), bulk.dump(hBulk3, fBulk3))
+	if rep.Loaded {
+		t.Fatalf("report %+v: want the population brought up to date", rep)
+	}
+
+	// Ten days on, the timers fire on both (nearly every customer's: a
+	// rule reads tenure_days), then a full re-evaluation again.
+	hOld4, fOld4 := old.historyCounts()
+	hBulk4, fBulk4 := bulk.historyCounts()
+	for _, e := range []*bulkEnv{old, bulk} {
+		e.clk.Set(bulkBase.Add(55 * 24 * time.Hour))
+		if _, _, err := e.st.FireDue(ctx, e.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.Rescore(ctx, tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = bulk.st.ReevaluateAll(ctx, tenant, "re-evaluated"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
+	compareDumps(t, "re-evaluation after timers fired", old.dump(hOld4, fOld4), bulk.dump(hBulk4, fBulk4))
+
+	// Nothing changed since: a pass reads nobody again and writes nothing.
+	rep, err = bulk.st.ReevaluateAll(ctx, tenant, "re-evaluated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Loaded || rep.Reread != 0 || rep.Entered+rep.Left != 0 || rep.ScoresChanged+rep.TimersChanged != 0 {
+		t.Fatalf("report %+v: want a pass over an unchanged population to read and write nothing", rep)
+	}
 }
 
 func asMessages[T proto.Message](in []T) []proto.Message {

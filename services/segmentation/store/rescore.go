@@ -91,6 +91,7 @@ func (s *Store) Rescore(ctx context.Context, tenant string) (int, error) {
 			if err := put(b, boltdb.Key(tenant, row.CustomerID), sc); err != nil {
 				return err
 			}
+			s.touch(t, row.CustomerID)
 			if err := s.publishScores(ctx, t, row.CustomerID, *old, sc, row.Value, now); err != nil {
 				return err
 			}

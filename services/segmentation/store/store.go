@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -51,6 +52,14 @@ type Store struct {
 	fitSem  chan struct{}
 	// metrics is nil until Instrument.
 	metrics *metrics
+
+	// bulkMu lets one ReevaluateAll run at a time. popMu guards pops, the
+	// tenants' populations (population.go); popCount is len(pops), read
+	// without the lock on every write.
+	bulkMu   sync.Mutex
+	popMu    sync.Mutex
+	pops     map[string]*population
+	popCount atomic.Int32
 }
 
 // New returns a store over an open segmentation.db and its feed.
@@ -60,7 +69,7 @@ func New(db *boltdb.DB, log *feed.Log, clk clock.Clock, logger *slog.Logger) (*S
 		return nil, err
 	}
 	return &Store{db: db, feed: log, clock: clk, env: env, log: logger,
-		compiled: map[string]*domain.Rule{}, dirty: map[string]bool{}, timerWake: make(chan struct{}, 1),
+		compiled: map[string]*domain.Rule{}, dirty: map[string]bool{}, pops: map[string]*population{}, timerWake: make(chan struct{}, 1),
 		fitWake: make(chan struct{}, 1), fitSem: make(chan struct{}, 1)}, nil
 }
 
@@ -171,6 +180,9 @@ type historyEntry struct {
 type tx struct {
 	*bolt.Tx
 	tenant string
+	// quiet keeps touch from marking: ReevaluateAll updates its population
+	// itself.
+	quiet bool
 }
 
 func (t tx) b(name []byte) *bolt.Bucket { return t.Bucket(name) }
@@ -272,6 +284,7 @@ func (t tx) ruleInput(customer string, now time.Time) (domain.RuleInput, error) 
 // setMembership records entering or leaving, its history, the segment's
 // size and the feed event, all in t.
 func (s *Store) setMembership(ctx context.Context, t tx, seg *segmentRecord, customer string, enter bool, now time.Time, reason string) error {
+	s.touch(t, customer)
 	key := boltdb.Key(t.tenant, seg.ID, customer)
 	if enter {
 		if err := put(t.b(bucketMembers), key, membership{Since: now, Reason: reason}); err != nil {
@@ -370,10 +383,12 @@ func (s *Store) schedule(t tx, customer string, due time.Time) error {
 	of := t.b(bucketTimerOf)
 	timers := t.b(bucketTimers)
 	ofKey := boltdb.Key(t.tenant, customer)
-	if old := of.Get(ofKey); old != nil {
-		if bytes.Equal(old, boltdb.U64(uint64(due.UnixNano()))) && !due.IsZero() {
-			return nil
-		}
+	old := of.Get(ofKey)
+	if (old == nil && due.IsZero()) || (old != nil && !due.IsZero() && bytes.Equal(old, boltdb.U64(uint64(due.UnixNano())))) {
+		return nil // unchanged
+	}
+	s.touch(t, customer)
+	if old != nil {
 		if err := timers.Delete(timerKey(old, t.tenant, customer)); err != nil {
 			return err
 		}

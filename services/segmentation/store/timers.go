@@ -57,6 +57,7 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (int, time.Time, err
 				if err := btx.Bucket(bucketTimerOf).Delete(boltdb.Key(tenant, customer)); err != nil {
 					return err
 				}
+				s.touch(t, customer)
 				segs, ok := segsOf[tenant]
 				if !ok {
 					var err error

@@ -1,0 +1,303 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	profilev1 "rapport.dev/gen/go/rapport/profile/v1"
+	"rapport.dev/platform/boltdb"
+	"rapport.dev/services/segmentation/domain"
+)
+
+// A tenant's population in memory, for ReevaluateAll.
+//
+// A full re-evaluation needs every customer's features, profile, stored
+// score, dynamic memberships and timer. Reading and decoding them from
+// bbolt costs seconds per million customers, far more than scoring and
+// evaluating them, so the first ReevaluateAll of a tenant loads them into a
+// population and later ones bring it up to date instead:
+//
+//   - Every write of a customer's state, profile, score, memberships or
+//     timer calls touch, which, once the transaction has committed, marks
+//     the customer in the tenant's population (when it has one). The next
+//     ReevaluateAll takes the marks before it opens its read transaction
+//     and reads those customers again, so a mark never lands on a snapshot
+//     that misses its write.
+//   - Features are kept as derived at some instant. Only the windowed ones
+//     and tenure_days depend on the time: tenure_days is recomputed from
+//     FirstSeen at every pass (domain.Tenure), and a customer whose next
+//     window change has passed is read again.
+//   - What the population cannot follow customer by customer rebuilds it:
+//     new settings (the currency and measures the features and scores are
+//     derived under), a clock that went back, BulkLoad, a value model
+//     (whose view of a customer needs its whole history at every pass), or
+//     a failed write. Memberships are kept per segment id and creation
+//     time, so a segment created, or deleted and created again, is read
+//     from its members alone.
+//
+// ReevaluateAll's own writes update the population directly and do not
+// mark. TestReevaluateAllMatchesThePerCustomerPath runs a population
+// through events, merges, profile changes, segment changes and time, and
+// compares every stored record with the per-customer path's.
+
+// population is one tenant's customers as ReevaluateAll sees them.
+type population struct {
+	// settings is the raw settings record the features and scores were
+	// derived under.
+	settings []byte
+	// asOf is the latest evaluation time; an earlier one rebuilds.
+	asOf  time.Time
+	index map[string]int32
+	rows  []popRow
+	// members are the dynamic segments' members, a bit per row.
+	members map[segKey][]uint64
+	// touched are the customers written since the marks were last taken.
+	touched map[string]struct{}
+}
+
+// popRow is one customer of a population: everything known under its
+// customer id, a tombstone when it has neither state nor profile any more.
+type popRow struct {
+	id                   string
+	hasState, hasProfile bool
+	customer             *profilev1.Customer
+	// features were derived at some instant before asOf; window is when a
+	// windowed feature next changes (zero: never).
+	features domain.Features
+	window   time.Time
+	score    domain.Score
+	// due is the stored timer (UnixNano), 0 for none.
+	due int64
+}
+
+// segKey names a segment's membership: a segment deleted and created again
+// under its id is another key.
+type segKey struct {
+	id      string
+	created int64
+}
+
+func keyOf(seg *segmentRecord) segKey { return segKey{seg.ID, seg.Created.UnixNano()} }
+
+// member reports whether row i is a member of the segment.
+func (p *population) member(k segKey, i int32) bool {
+	bits := p.members[k]
+	w := int(i / 64)
+	return w < len(bits) && bits[w]&(1<<(i%64)) != 0
+}
+
+// setMember records row i's membership.
+func (p *population) setMember(k segKey, i int32, in bool) {
+	bits := p.members[k]
+	w := int(i / 64)
+	if w >= len(bits) {
+		if !in {
+			return
+		}
+		bits = append(bits, make([]uint64, w+1-len(bits))...)
+		p.members[k] = bits
+	}
+	if in {
+		bits[w] |= 1 << (i % 64)
+	} else {
+		bits[w] &^= 1 << (i % 64)
+	}
+}
+
+// touch marks the customer in the tenant's population once t commits. It
+// costs nothing for a tenant without one, and nothing in ReevaluateAll's
+// own transactions (t.quiet).
+func (s *Store) touch(t tx, customer string) {
+	if t.quiet || s.popCount.Load() == 0 {
+		return
+	}
+	tenant := t.tenant
+	t.OnCommit(func() {
+		s.popMu.Lock()
+		if p := s.pops[tenant]; p != nil {
+			p.touched[customer] = struct{}{}
+		}
+		s.popMu.Unlock()
+	})
+}
+
+// dropPopulation forgets the tenant's population: the next ReevaluateAll
+// loads it again.
+func (s *Store) dropPopulation(tenant string) {
+	s.popMu.Lock()
+	if _, ok := s.pops[tenant]; ok {
+		delete(s.pops, tenant)
+		s.popCount.Add(-1)
+	}
+	s.popMu.Unlock()
+}
+
+// takePopulation returns the tenant's population with the marks made since
+// the last call. A tenant without one gets an empty one (fresh), so that
+// writes are marked from now on.
+func (s *Store) takePopulation(tenant string) (p *population, touched map[string]struct{}, fresh bool) {
+	s.popMu.Lock()
+	defer s.popMu.Unlock()
+	p = s.pops[tenant]
+	if p == nil {
+		p, fresh = &population{touched: map[string]struct{}{}}, true
+		s.pops[tenant] = p
+		s.popCount.Add(1)
+	}
+	touched = p.touched
+	p.touched = map[string]struct{}{}
+	return p, touched, fresh
+}
+
+// load reads the tenant's customers (the union of the states and profiles
+// buckets) with their features at now, profiles, scores, timers and their
+// memberships of the dynamic segments dyn, decoding in parallel. It replaces
+// everything p held but the marks.
+func (p *population) load(ctx context.Context, t tx, dyn []*segmentRecord, now time.Time, settings []byte, currency string) error {
+	raw := readBulkRows(t.Tx, t.tenant)
+	dynOf := make(map[string]int, len(dyn))
+	for j, seg := range dyn {
+		dynOf[seg.ID] = j
+	}
+	words := (len(dyn) + 63) / 64
+	bits := make([]uint64, len(raw)*words)
+	if err := readBulkSide(t.Tx, t.tenant, raw, dynOf, words, bits); err != nil {
+		return err
+	}
+	p.settings, p.asOf = bytes.Clone(settings), now
+	p.index, p.rows = make(map[string]int32, len(raw)), make([]popRow, len(raw))
+	p.members = make(map[segKey][]uint64, len(dyn))
+	err := parallel(ctx, len(raw), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			r, row := &raw[i], &p.rows[i]
+			row.id, row.hasState, row.hasProfile, row.due = r.id, r.hasState, r.hasProfile, r.oldDue
+			if err := row.decode(r.rawState, r.profile, r.rawScore, now, currency); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range raw {
+		p.index[raw[i].id] = int32(i)
+	}
+	for j, seg := range dyn {
+		set := make([]uint64, (len(raw)+63)/64)
+		for i := range raw {
+			if bits[i*words+j/64]&(1<<(j%64)) != 0 {
+				set[i/64] |= 1 << (i % 64)
+			}
+		}
+		p.members[keyOf(seg)] = set
+	}
+	return nil
+}
+
+// decode fills the row from its raw state, profile and score (each nil when
+// absent), with its features at now.
+func (row *popRow) decode(rawState, rawProfile, rawScore []byte, now time.Time, currency string) error {
+	st := &domain.State{CustomerID: row.id}
+	if rawState != nil {
+		var err error
+		if st, err = decodeState(rawState); err != nil {
+			return err
+		}
+	}
+	row.features = st.Features(now, currency)
+	row.window = st.NextWindowChange(now)
+	row.customer = nil
+	if rawProfile != nil {
+		c := &profilev1.Customer{}
+		if err := proto.Unmarshal(rawProfile, c); err != nil {
+			return fmt.Errorf("store: decode profile %q: %w", row.id, err)
+		}
+		row.customer = c
+	}
+	row.score = domain.Score{}
+	if rawScore != nil {
+		sc, err := decode[domain.Score](rawScore)
+		if err != nil {
+			return err
+		}
+		row.score = *sc
+	}
+	return nil
+}
+
+// refresh brings p up to date at now in t's snapshot: the touched customers
+// and those whose windows have moved are read again (it returns how many),
+// the memberships of segments it has not seen are read from their members,
+// those of segments gone are dropped.
+func (p *population) refresh(t tx, touched map[string]struct{}, dyn []*segmentRecord, now time.Time, currency string) (int, error) {
+	for i := range p.rows {
+		r := &p.rows[i]
+		if !r.window.IsZero() && !now.Before(r.window) {
+			touched[r.id] = struct{}{}
+		}
+	}
+	keep := make(map[segKey]bool, len(dyn))
+	var fresh []segKey
+	for _, seg := range dyn {
+		k := keyOf(seg)
+		keep[k] = true
+		if _, ok := p.members[k]; !ok {
+			fresh = append(fresh, k)
+		}
+	}
+	maps.DeleteFunc(p.members, func(k segKey, _ []uint64) bool { return !keep[k] })
+	for _, k := range fresh {
+		p.members[k] = nil
+	}
+	for id := range touched {
+		if err := p.reread(t, id, dyn, now, currency); err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range fresh {
+		prefix := boltdb.Prefix(t.tenant, k.id)
+		c := t.b(bucketMembers).Cursor()
+		for key, _ := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, _ = c.Next() {
+			if i, ok := p.index[string(key[len(prefix):])]; ok {
+				p.setMember(k, i, true)
+			}
+		}
+	}
+	p.asOf = now
+	return len(touched), nil
+}
+
+// reread reads one customer again, adding a row for a new one.
+func (p *population) reread(t tx, id string, dyn []*segmentRecord, now time.Time, currency string) error {
+	key := boltdb.Key(t.tenant, id)
+	rawState, rawProfile := t.b(bucketStates).Get(key), t.b(bucketProfiles).Get(key)
+	i, ok := p.index[id]
+	if !ok {
+		if rawState == nil && rawProfile == nil {
+			return nil
+		}
+		i = int32(len(p.rows))
+		p.rows = append(p.rows, popRow{id: id})
+		p.index[id] = i
+	}
+	row := &p.rows[i]
+	row.hasState, row.hasProfile = rawState != nil, rawProfile != nil
+	if err := row.decode(rawState, rawProfile, t.b(bucketScores).Get(key), now, currency); err != nil {
+		return err
+	}
+	row.due = 0
+	if v := t.b(bucketTimerOf).Get(key); len(v) == 8 {
+		row.due = int64(binary.BigEndian.Uint64(v))
+	}
+	for _, seg := range dyn {
+		p.setMember(keyOf(seg), i, t.member(seg.ID, id))
+	}
+	return nil
+}
