@@ -18,23 +18,25 @@ const selectSmall = 16
 // ks must be ascending and within [0, len(a)); repeats are fine. The rest of
 // a is left partitioned around those positions, in no particular order.
 //
-// It is an introselect: quickselect with three-way partitioning (so runs of
-// equal values end the search at once) around a median-of-3 or ninther
-// pivot, which falls back to sorting a range once the partitions stop
-// shrinking — expected O(len(a)·(1+log len(ks))), O(len(a)·log len(a)) at
-// worst. The outcome does not depend on the pivots: the values at ks are
-// determined by a alone.
+// It is an introselect: quickselect around a median-of-3 or ninther pivot,
+// with branch-free two-way partitions, which falls back to sorting a range
+// once the partitions stop shrinking — expected O(len(a)·(1+log len(ks))),
+// O(len(a)·log len(a)) at worst. Runs of equal values are dealt with as in
+// pdqsort: when the pivot equals a known lower bound of the range it is the
+// range's least value, and one partition sets its whole run aside. The
+// outcome does not depend on the pivots: the values at ks are determined by
+// a alone.
 func selectInt64(a []int64, ks []int) {
 	if len(ks) == 0 {
 		return
 	}
-	introselectInt64(a, 0, len(a), ks, 2*bits.Len(uint(len(a))))
+	introselectInt64(a, 0, len(a), ks, 2*bits.Len(uint(len(a))), 0, false)
 }
 
 // introselectInt64 selects ks (absolute positions, within [lo, hi)) in
 // a[lo:hi]; budget is the number of partitions left before a range is
-// sorted instead.
-func introselectInt64(a []int64, lo, hi int, ks []int, budget int) {
+// sorted instead. With hasLB, every value in the range is at least lb.
+func introselectInt64(a []int64, lo, hi int, ks []int, budget int, lb int64, hasLB bool) {
 	for len(ks) > 0 {
 		if hi-lo <= selectSmall {
 			insertionSortInt64(a[lo:hi])
@@ -45,36 +47,54 @@ func introselectInt64(a []int64, lo, hi int, ks []int, budget int) {
 			return
 		}
 		budget--
-		lt, gt := partition3Int64(a, lo, hi, pivotInt64(a, lo, hi))
-		// ks[:i] lie below the pivot's run, ks[i:j] in it (done), ks[j:] above.
-		i, _ := slices.BinarySearch(ks, lt)
-		j, _ := slices.BinarySearch(ks[i:], gt)
-		j += i
-		if i > 0 {
-			introselectInt64(a, lo, lt, ks[:i], budget)
+		p := pivotInt64(a, lo, hi)
+		if hasLB && p == lb {
+			// p is the least value of the range: set its run aside, and
+			// every k within it is found.
+			eq := lo + partitionLessEqInt64(a[lo:hi], p)
+			j, _ := slices.BinarySearch(ks, eq)
+			ks, lo = ks[j:], eq
+			continue
 		}
-		ks, lo = ks[j:], gt
+		lt := lo + partitionLessInt64(a[lo:hi], p)
+		i, _ := slices.BinarySearch(ks, lt)
+		if i > 0 {
+			introselectInt64(a, lo, lt, ks[:i], budget, lb, hasLB)
+		}
+		ks, lo, lb, hasLB = ks[i:], lt, p, true
 	}
 }
 
-// partition3Int64 rearranges a[lo:hi] into a[lo:lt] < p, a[lt:gt] == p and
-// a[gt:hi] > p.
-func partition3Int64(a []int64, lo, hi int, p int64) (lt, gt int) {
-	lt, gt = lo, hi
-	for i := lo; i < gt; {
-		switch v := a[i]; {
-		case v < p:
-			a[i], a[lt] = a[lt], v
-			lt++
-			i++
-		case v > p:
-			gt--
-			a[i], a[gt] = a[gt], v
-		default:
-			i++
-		}
+// partitionLessInt64 moves the values below p to the front of a and returns
+// their number: a Lomuto partition without branches on the values.
+func partitionLessInt64(a []int64, p int64) int {
+	j := 0
+	for i, v := range a {
+		a[i] = a[j]
+		a[j] = v
+		j += b2i(v < p)
 	}
-	return lt, gt
+	return j
+}
+
+// partitionLessEqInt64 is partitionLessInt64 for the values at most p.
+func partitionLessEqInt64(a []int64, p int64) int {
+	j := 0
+	for i, v := range a {
+		a[i] = a[j]
+		a[j] = v
+		j += b2i(v <= p)
+	}
+	return j
+}
+
+// b2i is 1 for true, 0 for false; the compiler makes it a SETcc, not a
+// branch.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // pivotInt64 is the median of three elements of a[lo:hi], or Tukey's

@@ -94,7 +94,7 @@ func TestSelectInt64Budget(t *testing.T) {
 		for budget := range 6 {
 			ks := randomKs(rng, len(orig))
 			a := slices.Clone(orig)
-			introselectInt64(a, 0, len(a), ks, budget)
+			introselectInt64(a, 0, len(a), ks, budget, 0, false)
 			for _, k := range ks {
 				if a[k] != sorted[k] {
 					t.Fatalf("%s budget %d: a[%d] = %d, want %d", name, budget, k, a[k], sorted[k])
