@@ -292,14 +292,15 @@ func ScorePopulation(rows []Row, st Settings) Population {
 // ScoreEach scores n customers given by row(i); it gives the same
 // Population as ScorePopulation on the equivalent rows (a nil f is a
 // customer without features). row is called once for every i in order,
-// then again for the customers whose ids break a tie at a tier cut (and,
-// for recency times more than 292 years apart, for every ranked customer),
-// so it must be cheap; it is never called concurrently, and neither f nor v
+// then again for the customers whose ids break a tie at a tier cut (and for
+// every ranked customer when a LastPurchase lies more than 292 years from
+// the first ranked customer's), so it must be cheap; it is never called concurrently, and neither f nor v
 // is kept past the call. n must fit in an int32.
 //
 // It runs in expected O(n): one pass gathers the measures of the ranked
-// customers into int64 columns, selection (selectInt64) finds the few order
-// statistics the scores depend on, and one more pass scores everyone:
+// customers into int64 columns, selection (selectInt64, one per distinct
+// column) finds the few order statistics the scores depend on, and one more
+// pass scores everyone:
 //
 //   - RFM: with x the ascending order of a measure over the N ranked
 //     customers, a value v scores 1 + #{k in 2..5 : v > x[p_k-1]}, where
@@ -326,54 +327,42 @@ func ScoreEach(n int, row func(i int) (id string, f *Features, v *CustomerValue)
 	if nr == 0 {
 		return pop
 	}
-	scratch := make([]int64, nr)
-
-	// RFM quintile boundaries.
+	// The order statistics: RFM quintile boundaries, the tier cuts (the
+	// cut-th largest contribution is at nr-cut ascending) and the
+	// thresholds.
 	qb := quintileBounds(nr)
-	var rT, fT, mT [4]int64
-	if c.recencyExact {
-		orderStats(c.r, scratch, qb[:], rT[:])
-	} else {
-		recencyScores(c, row, scratch, qb)
-		rT = [4]int64{1, 2, 3, 4} // c.r holds the scores themselves
-	}
-	orderStats(c.f, scratch, qb[:], fT[:])
-	orderStats(c.m, scratch, qb[:], mT[:])
-
-	// Tier cuts and the value threshold, all order statistics of the
-	// contribution (the k-th largest is at nr-k ascending).
 	cuts := [3]tierCut{
 		{cut: position(nr, st.PlatinumShare, 0)},
 		{cut: position(nr, st.PlatinumShare+st.GoldShare, 0)},
 		{cut: position(nr, st.PlatinumShare+st.GoldShare+st.IronShare, 0)},
 	}
-	valueK := position(nr, st.ValueSplit, 1)
-	ks := make([]int, 0, 4)
-	ks = append(ks, nr-valueK)
-	for _, tc := range cuts {
+	var rT, fT, mT [4]int64
+	var cutT [3]int64
+	var valueT, loyaltyT [1]int64
+	jobs := []statJob{
+		{c.f, qb[:], fT[:]},
+		{c.m, qb[:], mT[:]},
+		{c.c, []int{nr - position(nr, st.ValueSplit, 1)}, valueT[:]},
+		{c.l, []int{nr - position(nr, st.LoyaltySplit, 1)}, loyaltyT[:]},
+	}
+	if c.recencyExact {
+		jobs = append(jobs, statJob{c.r, qb[:], rT[:]})
+	} else {
+		recencyScores(c, row, qb)
+		rT = [4]int64{1, 2, 3, 4} // c.r holds the scores themselves
+	}
+	for q, tc := range cuts {
 		if tc.cut > 0 && tc.cut < nr {
-			ks = append(ks, nr-tc.cut)
+			jobs = append(jobs, statJob{c.c, []int{nr - tc.cut}, cutT[q : q+1]})
 		}
 	}
-	slices.Sort(ks)
-	vals := make([]int64, len(ks))
-	orderStats(c.c, scratch, ks, vals)
-	at := func(k int) int64 { // the k-th largest contribution
-		q, _ := slices.BinarySearch(ks, nr-k)
-		return vals[q]
-	}
-	pop.ValueThreshold = at(valueK)
+	orderStats(jobs)
+	pop.ValueThreshold, pop.LoyaltyThreshold = valueT[0], float64(loyaltyT[0])
 	for q := range cuts {
-		if tc := &cuts[q]; tc.cut > 0 && tc.cut < nr {
-			tc.t = at(tc.cut)
-		}
+		cuts[q].t = cutT[q]
 	}
 	ties := splitTies(c, &cuts, row)
 	tb := newTierBounds(&cuts, nr)
-
-	loyalty := [1]int64{}
-	orderStats(c.l, scratch, []int{nr - position(nr, st.LoyaltySplit, 1)}, loyalty[:])
-	pop.LoyaltyThreshold = float64(loyalty[0])
 
 	for j, i := range c.idx {
 		s := &scores[i]
@@ -388,8 +377,8 @@ func ScoreEach(n int, row func(i int) (id string, f *Features, v *CustomerValue)
 	}
 	// The customers at a contribution a cut splits: their place in the run
 	// decides.
-	for q := range ties.j {
-		scores[c.idx[ties.j[q]]].Tier = tierOf(&cuts, nr, c.c[ties.j[q]], &ties.keys[q])
+	for q, j := range ties.j {
+		scores[c.idx[j]].Tier = tierOf(&cuts, nr, c.c[j], &ties.keys[q])
 	}
 	return pop
 }
@@ -404,8 +393,8 @@ func quintile(v int64, t *[4]int64) int32 {
 type columns struct {
 	idx []int32
 	// r is the recency key: LastPurchase as nanoseconds since the first
-	// ranked customer's second when recencyExact, which holds unless two
-	// times lie more than 292 years apart (see recencyScores).
+	// ranked customer's second when recencyExact, which holds unless a time
+	// lies more than 292 years from that second (see recencyScores).
 	r            []int64
 	recencyExact bool
 	f, m         []int64 // Purchases, Monetary
@@ -488,9 +477,9 @@ func gatherColumns(n int, row func(int) (string, *Features, *CustomerValue), st 
 // recencyScores puts the recency scores themselves in c.r when the times
 // are too far apart for one int64 key: each boundary is selected on the
 // seconds, then on the nanoseconds among the times in that second.
-func recencyScores(c *columns, row func(int) (string, *Features, *CustomerValue), scratch []int64, qb [4]int) {
+func recencyScores(c *columns, row func(int) (string, *Features, *CustomerValue), qb [4]int) {
 	nr := len(c.idx)
-	sec, ns := make([]int64, nr), make([]int64, nr)
+	sec, ns, scratch := make([]int64, nr), make([]int64, nr), make([]int64, nr)
 	for j, i := range c.idx {
 		_, f, _ := row(int(i))
 		sec[j], ns[j] = f.LastPurchase.Unix(), int64(f.LastPurchase.Nanosecond())
@@ -498,7 +487,7 @@ func recencyScores(c *columns, row func(int) (string, *Features, *CustomerValue)
 	var bs, bn [4]int64
 	for q, k := range qb {
 		var s [1]int64
-		orderStats(sec, scratch, []int{k}, s[:])
+		orderStats([]statJob{{sec, []int{k}, s[:]}})
 		below, same := 0, scratch[:0]
 		for j, x := range sec {
 			if x < s[0] {
@@ -546,9 +535,8 @@ func compareTieKeys(a, b tieKey) int {
 	return cmp.Compare(a.i, b.i)
 }
 
-// in reports whether a customer of contribution v (and, where the cut
-// splits v's run, key k) is inside the cut; with a split run and no key it
-// says false, to be settled with the key.
+// in reports whether a customer of contribution v and key k is inside the
+// cut.
 func (tc *tierCut) in(n int, v int64, k *tieKey) bool {
 	switch {
 	case tc.cut <= 0:
@@ -560,7 +548,7 @@ func (tc *tierCut) in(n int, v int64, k *tieKey) bool {
 	case !tc.split:
 		return true
 	}
-	return k != nil && compareTieKeys(*k, tc.last) <= 0
+	return compareTieKeys(*k, tc.last) <= 0
 }
 
 func tierOf(cuts *[3]tierCut, n int, v int64, k *tieKey) Tier {

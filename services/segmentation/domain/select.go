@@ -134,14 +134,49 @@ func insertionSortInt64(a []int64) {
 	}
 }
 
-// orderStats copies src into scratch (at least as long) and sets out[q] to
-// the ks[q]-th smallest value of src (from 0); ks ascending.
-func orderStats(src, scratch []int64, ks []int, out []int64) {
-	a := scratch[:len(src)]
-	copy(a, src)
-	selectInt64(a, ks)
-	for q, k := range ks {
-		out[q] = a[k]
+// statJob asks for the order statistics ks (ascending positions, from 0)
+// of col, to be put in out (aligned with ks).
+type statJob struct {
+	col []int64
+	ks  []int
+	out []int64
+}
+
+// orderStats does the jobs: one selection on a copy of each distinct column
+// (jobs on the same column share it).
+func orderStats(jobs []statJob) {
+	type group struct {
+		col  []int64
+		ks   []int
+		jobs []*statJob
+	}
+	var groups []*group
+	size := 0
+	for i := range jobs {
+		j := &jobs[i]
+		if len(j.ks) == 0 {
+			continue
+		}
+		g := slices.IndexFunc(groups, func(g *group) bool { return &g.col[0] == &j.col[0] && len(g.col) == len(j.col) })
+		if g < 0 {
+			g = len(groups)
+			groups = append(groups, &group{col: j.col})
+			size = max(size, len(j.col))
+		}
+		groups[g].ks = append(groups[g].ks, j.ks...)
+		groups[g].jobs = append(groups[g].jobs, j)
+	}
+	scratch := make([]int64, size)
+	for _, g := range groups {
+		a := scratch[:len(g.col)]
+		copy(a, g.col)
+		slices.Sort(g.ks)
+		selectInt64(a, g.ks)
+		for _, j := range g.jobs {
+			for q, k := range j.ks {
+				j.out[q] = a[k]
+			}
+		}
 	}
 }
 

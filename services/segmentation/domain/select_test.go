@@ -184,3 +184,24 @@ func BenchmarkSelectInt64(b *testing.B) {
 		})
 	}
 }
+
+func TestOrderStats(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	a := selectInputs(rng, 1000)["ten distinct"]
+	b := selectInputs(rng, 700)["random"]
+	sa, sb := slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
+	var oa1, oa2 [3]int64
+	var ob [2]int64
+	orderStats([]statJob{
+		{a, []int{0, 500, 999}, oa1[:]},
+		{b, []int{3, 699}, ob[:]},
+		{a, []int{0, 100, 101}, oa2[:]}, // the same column: one selection
+		{b, nil, nil},
+	})
+	if oa1 != [3]int64{sa[0], sa[500], sa[999]} || oa2 != [3]int64{sa[0], sa[100], sa[101]} || ob != [2]int64{sb[3], sb[699]} {
+		t.Fatalf("%v %v %v", oa1, oa2, ob)
+	}
+	if !slices.Equal(a, selectInputs(rand.New(rand.NewSource(5)), 1000)["ten distinct"]) {
+		t.Fatal("the column was changed")
+	}
+}
