@@ -2,6 +2,7 @@ package domain
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"regexp"
 	"slices"
@@ -278,160 +279,397 @@ func position(n int, share float64, lo int) int {
 	return max(lo, min(n, tceil(float64(n)*share)))
 }
 
-// rankKey is one ranked customer's value on one measure: v, then lo for
-// the nanoseconds of a time. i is the row index. 16 bytes, so the sorts move
-// little memory.
-type rankKey struct {
-	v  int64
-	lo int32
-	i  int32
-}
-
-func compareAsc(a, b rankKey) int {
-	if c := cmp.Compare(a.v, b.v); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.lo, b.lo)
-}
-
 // ScorePopulation scores rows together under st (defaults filled in): RFM
 // quintiles and group, tier, quadrant and contribution, as defined in the
-// package documentation. It runs in O(N log N) and sorts compact keys, not
-// rows.
+// package documentation. It is ScoreEach over the rows.
 func ScorePopulation(rows []Row, st Settings) Population {
-	st = st.WithDefaults()
-	pop := Population{Scores: make([]Score, len(rows))}
-	keys := make([]rankKey, 0, len(rows))
-	for i := range rows {
-		if rows[i].Features.Purchases >= 1 {
-			keys = append(keys, rankKey{i: int32(i)})
-		}
+	return ScoreEach(len(rows), func(i int) (string, *Features, *CustomerValue) {
+		r := &rows[i]
+		return r.CustomerID, &r.Features, r.Value
+	}, st)
+}
+
+// ScoreEach scores n customers given by row(i); it gives the same
+// Population as ScorePopulation on the equivalent rows (a nil f is a
+// customer without features). row is called once for every i in order,
+// then again for the customers whose ids break a tie at a tier cut (and for
+// every ranked customer when a LastPurchase lies more than 292 years from
+// the first ranked customer's), so it must be cheap; it is never called concurrently, and neither f nor v
+// is kept past the call. n must fit in an int32.
+//
+// It runs in expected O(n): one pass gathers the measures of the ranked
+// customers into int64 columns, selection (selectInt64, one per distinct
+// column) finds the few order statistics the scores depend on, and one more
+// pass scores everyone:
+//
+//   - RFM: with x the ascending order of a measure over the N ranked
+//     customers, a value v scores 1 + #{k in 2..5 : v > x[p_k-1]}, where
+//     p_k = ⌈(k-1)·N/5⌉. That is the documented min(5, 1+⌊5·below/N⌋):
+//     1+⌊5·below/N⌋ ≥ k ⇔ below ≥ (k-1)·N/5 ⇔ below ≥ p_k, and
+//     below = #{x < v} ≥ p_k ⇔ x[p_k-1] < v.
+//   - Pyramid: a customer is in the top c (c = a tier cut) when its
+//     contribution is above t, the c-th largest, or equal to t and among the
+//     first c - #{contribution > t} of the customers at t ordered by
+//     (customer id, row); only a cut through such a tie run reads the ids.
+//   - The value threshold is the tceil(N·ValueSplit)-th largest
+//     contribution and the loyalty threshold the tceil(N·LoyaltySplit)-th
+//     largest loyalty measure: order statistics too.
+func ScoreEach(n int, row func(i int) (id string, f *Features, v *CustomerValue), st Settings) Population {
+	if n < 0 || int64(n) > math.MaxInt32 {
+		panic(fmt.Sprintf("domain.ScoreEach: %d customers", n))
 	}
-	n := len(keys)
-	pop.Ranked = n
-	if n == 0 {
+	st = st.WithDefaults()
+	pop := Population{Scores: make([]Score, n)}
+	scores := pop.Scores
+	c := gatherColumns(n, row, st, scores)
+	nr := len(c.idx)
+	pop.Ranked = nr
+	if nr == 0 {
 		return pop
 	}
-	scores := pop.Scores
+	// The order statistics: RFM quintile boundaries, the tier cuts (the
+	// cut-th largest contribution is at nr-cut ascending) and the
+	// thresholds.
+	qb := quintileBounds(nr)
+	cuts := [3]tierCut{
+		{cut: position(nr, st.PlatinumShare, 0)},
+		{cut: position(nr, st.PlatinumShare+st.GoldShare, 0)},
+		{cut: position(nr, st.PlatinumShare+st.GoldShare+st.IronShare, 0)},
+	}
+	var rT, fT, mT [4]int64
+	var cutT [3]int64
+	var valueT, loyaltyT [1]int64
+	jobs := []statJob{
+		{c.f, qb[:], fT[:]},
+		{c.m, qb[:], mT[:]},
+		{c.c, []int{nr - position(nr, st.ValueSplit, 1)}, valueT[:]},
+		{c.l, []int{nr - position(nr, st.LoyaltySplit, 1)}, loyaltyT[:]},
+	}
+	if c.recencyExact {
+		jobs = append(jobs, statJob{c.r, qb[:], rT[:]})
+	} else {
+		recencyScores(c, row, qb)
+		rT = [4]int64{1, 2, 3, 4} // c.r holds the scores themselves
+	}
+	for q, tc := range cuts {
+		if tc.cut > 0 && tc.cut < nr {
+			jobs = append(jobs, statJob{c.c, []int{nr - tc.cut}, cutT[q : q+1]})
+		}
+	}
+	orderStats(jobs)
+	pop.ValueThreshold, pop.LoyaltyThreshold = valueT[0], float64(loyaltyT[0])
+	for q := range cuts {
+		cuts[q].t = cutT[q]
+	}
+	ties := splitTies(c, &cuts, row)
+	tb := newTierBounds(&cuts, nr)
 
-	// Recency, frequency, monetary: sort ascending, then every run of equal
-	// keys gets the score of its first position (the number strictly below).
-	quintile := func(fill func(k *rankKey, f *Features), set func(s *Score, v int32)) {
-		for j := range keys {
-			fill(&keys[j], &rows[keys[j].i].Features)
-		}
-		slices.SortFunc(keys, compareAsc)
-		below := 0
-		for j := range keys {
-			if j > 0 && compareAsc(keys[j-1], keys[j]) != 0 {
-				below = j
-			}
-			set(&scores[keys[j].i], int32(min(5, 1+5*below/n)))
-		}
-	}
-	quintile(func(k *rankKey, f *Features) {
-		k.v, k.lo = f.LastPurchase.Unix(), int32(f.LastPurchase.Nanosecond())
-	}, func(s *Score, v int32) { s.R = v })
-	quintile(func(k *rankKey, f *Features) { k.v, k.lo = f.Purchases, 0 },
-		func(s *Score, v int32) { s.F = v })
-	quintile(func(k *rankKey, f *Features) { k.v, k.lo = f.Monetary, 0 },
-		func(s *Score, v int32) { s.M = v })
-
-	// The contribution order: descending, ties by customer id (then row).
-	// Ties only matter where a tier boundary cuts through them, so only
-	// those runs are sorted by id.
-	useCLV := false
-	if st.Value == ValueCLV {
-		for _, k := range keys {
-			if rows[k.i].Value != nil {
-				useCLV = true
-				break
-			}
-		}
-	}
-	for j := range keys {
-		k := &keys[j]
-		r := &rows[k.i]
-		switch {
-		case !useCLV:
-			k.v = st.Contribution(&r.Features)
-		case r.Value != nil:
-			k.v = r.Value.CLV
-		default:
-			k.v = 0
-		}
-		k.lo = 0
-	}
-	slices.SortFunc(keys, func(a, b rankKey) int { return cmp.Compare(b.v, a.v) })
-	platinum := position(n, st.PlatinumShare, 0)
-	gold := position(n, st.PlatinumShare+st.GoldShare, 0)
-	iron := position(n, st.PlatinumShare+st.GoldShare+st.IronShare, 0)
-	sortedTo := 0 // keys[:sortedTo] are in their final order
-	for _, cut := range [...]int{platinum, gold, iron} {
-		if cut <= sortedTo || cut >= n || keys[cut-1].v != keys[cut].v {
-			continue
-		}
-		lo, hi := cut-1, cut+1
-		for lo > 0 && keys[lo-1].v == keys[cut].v {
-			lo--
-		}
-		for hi < n && keys[hi].v == keys[cut].v {
-			hi++
-		}
-		slices.SortFunc(keys[lo:hi], func(a, b rankKey) int {
-			if c := strings.Compare(rows[a.i].CustomerID, rows[b.i].CustomerID); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.i, b.i)
-		})
-		sortedTo = hi
-	}
-	for j, k := range keys {
-		s := &scores[k.i]
-		s.Contribution = k.v
-		switch {
-		case j < platinum:
-			s.Tier = TierPlatinum
-		case j < gold:
-			s.Tier = TierGold
-		case j < iron:
-			s.Tier = TierIron
-		default:
-			s.Tier = TierLead
-		}
-	}
-	pop.ValueThreshold = keys[position(n, st.ValueSplit, 1)-1].v
-
-	loyalty := make([]float64, n)
-	for j, k := range keys {
-		loyalty[j] = st.LoyaltyOf(&rows[k.i].Features)
-	}
-	slices.Sort(loyalty)
-	pop.LoyaltyThreshold = loyalty[n-position(n, st.LoyaltySplit, 1)]
-
-	for _, k := range keys {
-		s := &scores[k.i]
+	for j, i := range c.idx {
+		s := &scores[i]
+		s.R = quintile(c.r[j], &rT)
+		s.F = quintile(c.f[j], &fT)
+		s.M = quintile(c.m[j], &mT)
 		s.Group = Group(s.R, s.F, s.M)
-		highValue := s.Contribution >= pop.ValueThreshold
-		highLoyalty := st.LoyaltyOf(&rows[k.i].Features) >= pop.LoyaltyThreshold
-		s.Quadrant = quadrantOf(highValue, highLoyalty)
-		if v := rows[k.i].Value; v != nil {
-			s.Activity = v.Activity
-		}
+		v := c.c[j]
+		s.Contribution = v
+		s.Tier = tb.tier(v)
+		s.Quadrant = quadrantOf(v >= pop.ValueThreshold, float64(c.l[j]) >= pop.LoyaltyThreshold)
+	}
+	// The customers at a contribution a cut splits: their place in the run
+	// decides.
+	for q, j := range ties.j {
+		scores[c.idx[j]].Tier = tierOf(&cuts, nr, c.c[j], &ties.keys[q])
 	}
 	return pop
 }
 
-func quadrantOf(highValue, highLoyalty bool) Quadrant {
-	switch {
-	case highValue && highLoyalty:
-		return QuadrantStrategicPartner
-	case highValue:
-		return QuadrantRetain
-	case highLoyalty:
-		return QuadrantDevelop
+// quintile is 1 + the number of boundaries t below v.
+func quintile(v int64, t *[4]int64) int32 {
+	return int32(1 + b2i(v > t[0]) + b2i(v > t[1]) + b2i(v > t[2]) + b2i(v > t[3]))
+}
+
+// columns are the ranked customers' measures, aligned: the j-th ranked
+// customer is row idx[j] (ascending).
+type columns struct {
+	idx []int32
+	// r is the recency key: LastPurchase as nanoseconds since the first
+	// ranked customer's second when recencyExact, which holds unless a time
+	// lies more than 292 years from that second (see recencyScores).
+	r            []int64
+	recencyExact bool
+	f, m         []int64 // Purchases, Monetary
+	c            []int64 // the contribution
+	l            []int64 // the loyalty measure; Settings.LoyaltyOf is its float64
+}
+
+// maxSpan is the largest distance in seconds from the base that keeps
+// d·1e9 + nanoseconds within an int64.
+const maxSpan = (math.MaxInt64 - 999_999_999) / 1_000_000_000
+
+// gatherColumns calls row once for every customer and keeps the measures of
+// those with purchases; it sets their Activity in scores directly.
+func gatherColumns(n int, row func(int) (string, *Features, *CustomerValue), st Settings, scores []Score) *columns {
+	idx := make([]int32, n)
+	r := make([]int64, n)
+	f := make([]int64, n)
+	m := make([]int64, n)
+	var c, l []int64
+	switch st.Value {
+	case ValueMonetary365d, ValueCLV:
+		c = make([]int64, n)
+	default:
+		c = m
 	}
-	return QuadrantBuildRelationship
+	if st.Loyalty == LoyaltyPurchases {
+		l = f
+	} else {
+		l = make([]int64, n)
+	}
+	var base int64
+	exact, anyValue := true, false
+	j := 0
+	for i := range n {
+		_, ft, v := row(i)
+		if ft == nil || ft.Purchases < 1 {
+			continue
+		}
+		idx[j] = int32(i)
+		sec, ns := ft.LastPurchase.Unix(), int64(ft.LastPurchase.Nanosecond())
+		if j == 0 {
+			base = sec
+		}
+		if sec >= base && uint64(sec)-uint64(base) <= maxSpan {
+			r[j] = (sec-base)*1_000_000_000 + ns
+		} else if sec < base && uint64(base)-uint64(sec) <= maxSpan {
+			r[j] = -int64(uint64(base)-uint64(sec))*1_000_000_000 + ns
+		} else {
+			exact = false
+		}
+		f[j] = ft.Purchases
+		m[j] = ft.Monetary
+		switch st.Value {
+		case ValueMonetary365d:
+			c[j] = ft.Monetary365d
+		case ValueCLV:
+			if v != nil {
+				c[j] = v.CLV
+				anyValue = true
+			}
+		}
+		switch st.Loyalty {
+		case LoyaltyPurchases: // l is f
+		case LoyaltyTenure:
+			l[j] = ft.TenureDays
+		default:
+			l[j] = ft.Purchases365d
+		}
+		if v != nil {
+			scores[i].Activity = v.Activity
+		}
+		j++
+	}
+	if st.Value == ValueCLV && !anyValue {
+		c = m // CLV without a value model is monetary
+	}
+	return &columns{idx: idx[:j], r: r[:j], recencyExact: exact, f: f[:j], m: m[:j], c: c[:j], l: l[:j]}
+}
+
+// recencyScores puts the recency scores themselves in c.r when the times
+// are too far apart for one int64 key: each boundary is selected on the
+// seconds, then on the nanoseconds among the times in that second.
+func recencyScores(c *columns, row func(int) (string, *Features, *CustomerValue), qb [4]int) {
+	nr := len(c.idx)
+	sec, ns, scratch := make([]int64, nr), make([]int64, nr), make([]int64, nr)
+	for j, i := range c.idx {
+		_, f, _ := row(int(i))
+		sec[j], ns[j] = f.LastPurchase.Unix(), int64(f.LastPurchase.Nanosecond())
+	}
+	var bs, bn [4]int64
+	for q, k := range qb {
+		var s [1]int64
+		orderStats([]statJob{{sec, []int{k}, s[:]}})
+		below, same := 0, scratch[:0]
+		for j, x := range sec {
+			if x < s[0] {
+				below++
+			} else if x == s[0] {
+				same = append(same, ns[j])
+			}
+		}
+		selectInt64(same, []int{k - below})
+		bs[q], bn[q] = s[0], same[k-below]
+	}
+	for j := range sec {
+		score := int64(1)
+		for q := range bs {
+			if sec[j] > bs[q] || sec[j] == bs[q] && ns[j] > bn[q] {
+				score++
+			}
+		}
+		c.r[j] = score
+	}
+}
+
+// tierCut is one of the pyramid's cuts: the top cut customers of the
+// contribution order are in the tier or above.
+type tierCut struct {
+	cut int
+	// t is the cut-th largest contribution (with 0 < cut < N).
+	t int64
+	// split is set when the cut passes through the run of contributions
+	// equal to t; then last is the last customer of the run inside the cut.
+	split bool
+	last  tieKey
+}
+
+// tieKey orders customers of equal contribution: by id, then row.
+type tieKey struct {
+	id string
+	i  int32
+}
+
+func compareTieKeys(a, b tieKey) int {
+	if c := strings.Compare(a.id, b.id); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.i, b.i)
+}
+
+// in reports whether a customer of contribution v and key k is inside the
+// cut.
+func (tc *tierCut) in(n int, v int64, k *tieKey) bool {
+	switch {
+	case tc.cut <= 0:
+		return false
+	case tc.cut >= n:
+		return true
+	case v != tc.t:
+		return v > tc.t
+	case !tc.split:
+		return true
+	}
+	return compareTieKeys(*k, tc.last) <= 0
+}
+
+func tierOf(cuts *[3]tierCut, n int, v int64, k *tieKey) Tier {
+	switch {
+	case cuts[0].in(n, v, k):
+		return TierPlatinum
+	case cuts[1].in(n, v, k):
+		return TierGold
+	case cuts[2].in(n, v, k):
+		return TierIron
+	}
+	return TierLead
+}
+
+// tierBounds are the cuts as bounds on the contribution alone: a customer
+// is inside cut q when !never[q] && v >= lo[q]. That is tierCut.in for every
+// contribution but the t of a split cut, whose customers are settled
+// afterwards by their tieKey.
+type tierBounds struct {
+	lo    [3]int64
+	never [3]bool
+}
+
+func newTierBounds(cuts *[3]tierCut, n int) *tierBounds {
+	var b tierBounds
+	for q := range cuts {
+		tc := &cuts[q]
+		switch {
+		case tc.cut <= 0:
+			b.never[q] = true
+		case tc.cut >= n:
+			b.lo[q] = math.MinInt64
+		default:
+			b.lo[q] = tc.t
+		}
+	}
+	return &b
+}
+
+func (b *tierBounds) tier(v int64) Tier {
+	switch {
+	case !b.never[0] && v >= b.lo[0]:
+		return TierPlatinum
+	case !b.never[1] && v >= b.lo[1]:
+		return TierGold
+	case !b.never[2] && v >= b.lo[2]:
+		return TierIron
+	}
+	return TierLead
+}
+
+// ties are the ranked customers (by column position j) at a contribution
+// some cut splits, with their keys.
+type ties struct {
+	j    []int
+	keys []tieKey
+}
+
+// splitTies settles the cuts through runs of equal contributions: counts
+// each cut value's run and the customers above it, and where the cut takes
+// only part of the run, selects by (id, row) the last customer it takes.
+func splitTies(c *columns, cuts *[3]tierCut, row func(int) (string, *Features, *CustomerValue)) ties {
+	nr := len(c.idx)
+	var above, equal [3]int
+	t0, t1, t2 := cuts[0].t, cuts[1].t, cuts[2].t
+	for _, v := range c.c {
+		above[0] += b2i(v > t0)
+		above[1] += b2i(v > t1)
+		above[2] += b2i(v > t2)
+		equal[0] += b2i(v == t0)
+		equal[1] += b2i(v == t1)
+		equal[2] += b2i(v == t2)
+	}
+	var out ties
+	for q := range cuts {
+		tc := &cuts[q]
+		if tc.cut <= 0 || tc.cut >= nr || tc.cut-above[q] >= equal[q] {
+			continue
+		}
+		tc.split = true
+		// Each run is gathered once, for all the cuts through it.
+		first := true
+		for p := range q {
+			if cuts[p].split && cuts[p].t == tc.t {
+				first = false
+			}
+		}
+		if !first {
+			continue
+		}
+		start := len(out.j)
+		for j, v := range c.c {
+			if v == tc.t {
+				id, _, _ := row(int(c.idx[j]))
+				out.j = append(out.j, j)
+				out.keys = append(out.keys, tieKey{id: id, i: c.idx[j]})
+			}
+		}
+		run := slices.Clone(out.keys[start:])
+		var ks []int
+		for p := q; p < len(cuts); p++ {
+			if cuts[p].cut > 0 && cuts[p].cut < nr && cuts[p].t == tc.t {
+				ks = append(ks, cuts[p].cut-above[q]-1)
+			}
+		}
+		slices.Sort(ks)
+		selectFunc(run, ks, compareTieKeys)
+		for p := q; p < len(cuts); p++ {
+			if cuts[p].cut > 0 && cuts[p].cut < nr && cuts[p].t == tc.t {
+				cuts[p].last = run[cuts[p].cut-above[q]-1]
+			}
+		}
+	}
+	return out
+}
+
+// quadrantOf is strategic partner (1) when high on both, retain (2) when
+// high value only, develop (3) when highly loyal only, build relationship
+// (4) otherwise.
+func quadrantOf(highValue, highLoyalty bool) Quadrant {
+	return Quadrant(4 - 2*b2i(highValue) - b2i(highLoyalty))
 }
 
 // rfmGroups is the group table, indexed [R-1][FM-1] with FM = ⌈(F+M)/2⌉:

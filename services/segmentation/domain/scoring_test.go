@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -642,6 +643,163 @@ func TestNewRfmGridMisaligned(t *testing.T) {
 	NewRfmGrid(make([]Row, 2), make([]Score, 1))
 }
 
+// rankKey is one ranked customer's value on one measure: v, then lo for
+// the nanoseconds of a time. i is the row index. 16 bytes, so the sorts move
+// little memory.
+type rankKey struct {
+	v  int64
+	lo int32
+	i  int32
+}
+
+func compareAsc(a, b rankKey) int {
+	if c := cmp.Compare(a.v, b.v); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.lo, b.lo)
+}
+
+// sortedReference is ScorePopulation as it was before selection replaced
+// its sorts, kept verbatim as the differential reference: it sorts compact
+// keys for each measure (O(N log N)) and sorts by customer id the tie runs a
+// tier cut passes through.
+func sortedReference(rows []Row, st Settings) Population {
+	st = st.WithDefaults()
+	pop := Population{Scores: make([]Score, len(rows))}
+	keys := make([]rankKey, 0, len(rows))
+	for i := range rows {
+		if rows[i].Features.Purchases >= 1 {
+			keys = append(keys, rankKey{i: int32(i)})
+		}
+	}
+	n := len(keys)
+	pop.Ranked = n
+	if n == 0 {
+		return pop
+	}
+	scores := pop.Scores
+
+	// Recency, frequency, monetary: sort ascending, then every run of equal
+	// keys gets the score of its first position (the number strictly below).
+	quintile := func(fill func(k *rankKey, f *Features), set func(s *Score, v int32)) {
+		for j := range keys {
+			fill(&keys[j], &rows[keys[j].i].Features)
+		}
+		slices.SortFunc(keys, compareAsc)
+		below := 0
+		for j := range keys {
+			if j > 0 && compareAsc(keys[j-1], keys[j]) != 0 {
+				below = j
+			}
+			set(&scores[keys[j].i], int32(min(5, 1+5*below/n)))
+		}
+	}
+	quintile(func(k *rankKey, f *Features) {
+		k.v, k.lo = f.LastPurchase.Unix(), int32(f.LastPurchase.Nanosecond())
+	}, func(s *Score, v int32) { s.R = v })
+	quintile(func(k *rankKey, f *Features) { k.v, k.lo = f.Purchases, 0 },
+		func(s *Score, v int32) { s.F = v })
+	quintile(func(k *rankKey, f *Features) { k.v, k.lo = f.Monetary, 0 },
+		func(s *Score, v int32) { s.M = v })
+
+	// The contribution order: descending, ties by customer id (then row).
+	// Ties only matter where a tier boundary cuts through them, so only
+	// those runs are sorted by id.
+	useCLV := false
+	if st.Value == ValueCLV {
+		for _, k := range keys {
+			if rows[k.i].Value != nil {
+				useCLV = true
+				break
+			}
+		}
+	}
+	for j := range keys {
+		k := &keys[j]
+		r := &rows[k.i]
+		switch {
+		case !useCLV:
+			k.v = st.Contribution(&r.Features)
+		case r.Value != nil:
+			k.v = r.Value.CLV
+		default:
+			k.v = 0
+		}
+		k.lo = 0
+	}
+	slices.SortFunc(keys, func(a, b rankKey) int { return cmp.Compare(b.v, a.v) })
+	platinum := position(n, st.PlatinumShare, 0)
+	gold := position(n, st.PlatinumShare+st.GoldShare, 0)
+	iron := position(n, st.PlatinumShare+st.GoldShare+st.IronShare, 0)
+	sortedTo := 0 // keys[:sortedTo] are in their final order
+	for _, cut := range [...]int{platinum, gold, iron} {
+		if cut <= sortedTo || cut >= n || keys[cut-1].v != keys[cut].v {
+			continue
+		}
+		lo, hi := cut-1, cut+1
+		for lo > 0 && keys[lo-1].v == keys[cut].v {
+			lo--
+		}
+		for hi < n && keys[hi].v == keys[cut].v {
+			hi++
+		}
+		slices.SortFunc(keys[lo:hi], func(a, b rankKey) int {
+			if c := strings.Compare(rows[a.i].CustomerID, rows[b.i].CustomerID); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.i, b.i)
+		})
+		sortedTo = hi
+	}
+	for j, k := range keys {
+		s := &scores[k.i]
+		s.Contribution = k.v
+		switch {
+		case j < platinum:
+			s.Tier = TierPlatinum
+		case j < gold:
+			s.Tier = TierGold
+		case j < iron:
+			s.Tier = TierIron
+		default:
+			s.Tier = TierLead
+		}
+	}
+	pop.ValueThreshold = keys[position(n, st.ValueSplit, 1)-1].v
+
+	loyalty := make([]float64, n)
+	for j, k := range keys {
+		loyalty[j] = st.LoyaltyOf(&rows[k.i].Features)
+	}
+	slices.Sort(loyalty)
+	pop.LoyaltyThreshold = loyalty[n-position(n, st.LoyaltySplit, 1)]
+
+	for _, k := range keys {
+		s := &scores[k.i]
+		s.Group = Group(s.R, s.F, s.M)
+		highValue := s.Contribution >= pop.ValueThreshold
+		highLoyalty := st.LoyaltyOf(&rows[k.i].Features) >= pop.LoyaltyThreshold
+		s.Quadrant = sortedQuadrantOf(highValue, highLoyalty)
+		if v := rows[k.i].Value; v != nil {
+			s.Activity = v.Activity
+		}
+	}
+	return pop
+}
+
+// sortedQuadrantOf is quadrantOf as sortedReference had it.
+func sortedQuadrantOf(highValue, highLoyalty bool) Quadrant {
+	switch {
+	case highValue && highLoyalty:
+		return QuadrantStrategicPartner
+	case highValue:
+		return QuadrantRetain
+	case highLoyalty:
+		return QuadrantDevelop
+	}
+	return QuadrantBuildRelationship
+}
+
 var (
 	benchOnce sync.Once
 	benchRows []Row
@@ -695,5 +853,208 @@ func BenchmarkScoreReports1M(b *testing.B) {
 		NewPyramidReport(pop.Scores)
 		NewQuadrantReport(pop.Scores, pop.ValueThreshold, pop.LoyaltyThreshold)
 		NewRfmGrid(rows, pop.Scores)
+	}
+}
+
+func BenchmarkScoreSortedReference1M(b *testing.B) {
+	rows := benchPopulation()
+	st := Settings{Currency: "CNY"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		pop := sortedReference(rows, st)
+		if pop.Ranked == 0 {
+			b.Fatal("nobody ranked")
+		}
+	}
+}
+
+// TestQuintileBounds checks the identity selection rests on, for every
+// population size up to 500 and every count below: min(5, 1+⌊5·below/N⌋)
+// is 1 + #{k in 2..5 : below ≥ p_k}, with p_k - 1 = quintileBounds(N)[k-2];
+// and below ≥ p_k is x[p_k-1] < v for a value v with below values under it.
+func TestQuintileBounds(t *testing.T) {
+	for n := 1; n <= 500; n++ {
+		qb := quintileBounds(n)
+		for q, b := range qb {
+			if b < 0 || b >= n || (q > 0 && b < qb[q-1]) {
+				t.Fatalf("N=%d: bounds %v", n, qb)
+			}
+		}
+		for below := range n {
+			want := min(5, 1+5*below/n)
+			got := 1
+			for _, b := range qb {
+				if below >= b+1 {
+					got++
+				}
+			}
+			if got != want {
+				t.Fatalf("N=%d below=%d: %d by the bounds %v, %d by the formula", n, below, got, qb, want)
+			}
+		}
+	}
+}
+
+// randomPopulation makes n rows with heavy ties on every measure (or none,
+// by chance): few distinct times, some a nanosecond apart in the same
+// second, customers without purchases (some with a value model's view,
+// which must not rank them), duplicate ids, values for some; with farTimes
+// also times too far apart for the one-int64 recency key.
+func randomPopulation(rng *rand.Rand, n int, farTimes bool) []Row {
+	pick := func(xs ...int64) int64 { return xs[rng.Intn(len(xs))] }
+	distinct := []int{1, 2, 3, 5, 20, 1 << 30}[rng.Intn(6)] // per measure
+	// Now and then runs at the ends of int64.
+	extremes := rng.Intn(8) == 0
+	val := func(scale int64) int64 {
+		if extremes && rng.Intn(2) == 0 {
+			return pick(math.MinInt64, math.MaxInt64, math.MaxInt64-1)
+		}
+		if rng.Intn(50) == 0 {
+			return pick(math.MinInt64, math.MaxInt64, 0, -1, 1<<53+1, 1<<60)
+		}
+		return int64(rng.Intn(distinct)) * scale
+	}
+	noPurchases := []int{0, 1, 3, 10}[rng.Intn(4)] // in 10
+	ids := []int{1, 3, n + 1, 1 << 30}[rng.Intn(4)]
+	base := time.Date(2025, 6, 30, 12, 0, 0, 0, time.UTC).Unix()
+	rows := make([]Row, n)
+	for i := range rows {
+		r := &rows[i]
+		r.CustomerID = fmt.Sprintf("c%d", rng.Intn(ids))
+		f := &r.Features
+		if rng.Intn(10) >= noPurchases {
+			f.Purchases = 1 + val(1)
+			if f.Purchases < 1 {
+				f.Purchases = 1 + int64(rng.Intn(3))
+			}
+		} else if rng.Intn(2) == 0 {
+			f.Purchases = pick(0, -1) // unranked either way
+		}
+		at := time.Unix(base-val(86400)%(3000*86400), pick(0, 0, 0, 1, 2, 999_999_999))
+		if farTimes && rng.Intn(20) == 0 {
+			at = []time.Time{{}, time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+				time.Unix(math.MaxInt64/4, 5), time.Unix(math.MinInt64/4, 7)}[rng.Intn(5)]
+		}
+		f.LastPurchase = at
+		f.Monetary = val(100)
+		f.Monetary365d = val(100)
+		f.Purchases365d = val(1)
+		f.TenureDays = val(7)
+		if rng.Intn(3) > 0 {
+			r.Value = &CustomerValue{CLV: val(1000), Activity: Activity(rng.Intn(4))}
+		}
+	}
+	return rows
+}
+
+// randomSettings draws every setting from values that matter: defaults,
+// tiny shares (cuts at 0), shares that make cuts coincide or pass N, the
+// unvalidated (negative, above 1, NaN), every measure and unknown ones.
+func randomSettings(rng *rand.Rand) Settings {
+	share := func() float64 {
+		return []float64{0, 0, 1e-12, 0.01, 0.04, 0.1, 0.15, 0.2, 1.0 / 3, 0.5, 0.9, 1, 1.5, -0.2, math.NaN()}[rng.Intn(15)]
+	}
+	return Settings{
+		PlatinumShare: share(), GoldShare: share(), IronShare: share(),
+		Value:      []ValueMeasure{ValueUnspecified, ValueMonetary, ValueMonetary365d, ValueCLV, ValueCLV, 7}[rng.Intn(6)],
+		Loyalty:    []LoyaltyMeasure{LoyaltyUnspecified, LoyaltyPurchases365d, LoyaltyPurchases, LoyaltyTenure, 9}[rng.Intn(5)],
+		ValueSplit: share(), LoyaltySplit: share(),
+	}
+}
+
+func samePopulation(t *testing.T, what string, got, want Population) {
+	t.Helper()
+	if len(got.Scores) != len(want.Scores) || got.Ranked != want.Ranked ||
+		got.ValueThreshold != want.ValueThreshold || got.LoyaltyThreshold != want.LoyaltyThreshold {
+		t.Fatalf("%s: %d scores, ranked %d, thresholds %d / %v; want %d, %d, %d / %v", what,
+			len(got.Scores), got.Ranked, got.ValueThreshold, got.LoyaltyThreshold,
+			len(want.Scores), want.Ranked, want.ValueThreshold, want.LoyaltyThreshold)
+	}
+	for i := range got.Scores {
+		if got.Scores[i] != want.Scores[i] {
+			t.Fatalf("%s: row %d scored %+v, want %+v", what, i, got.Scores[i], want.Scores[i])
+		}
+	}
+}
+
+// TestScoreMatchesSortedReference compares the selection-based scoring with
+// the sort-based one it replaced on many random populations and settings.
+func TestScoreMatchesSortedReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	sizes := []int{0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 16, 17, 99, 100, 101}
+	runs := 3000
+	if testing.Short() {
+		runs = 300
+	}
+	for run := range runs {
+		var n int
+		switch {
+		case run < len(sizes)*20:
+			n = sizes[run%len(sizes)]
+		case run%10 == 0:
+			n = 500 + rng.Intn(2501)
+		default:
+			n = rng.Intn(300)
+		}
+		rows := randomPopulation(rng, n, run%7 == 0)
+		for range 3 {
+			st := randomSettings(rng)
+			what := fmt.Sprintf("run %d, n=%d, %+v", run, n, st)
+			want := sortedReference(rows, st)
+			samePopulation(t, what, ScorePopulation(rows, st), want)
+			if run%5 == 0 {
+				// The accessor, with nil features for the unranked and
+				// checking it is first called once per row, in order.
+				calls := 0
+				got := ScoreEach(n, func(i int) (string, *Features, *CustomerValue) {
+					if calls < n && i != calls {
+						t.Fatalf("%s: call %d for row %d", what, calls, i)
+					}
+					calls++
+					r := &rows[i]
+					if r.Features.Purchases < 1 {
+						return r.CustomerID, nil, r.Value
+					}
+					return r.CustomerID, &r.Features, r.Value
+				}, st)
+				samePopulation(t, what+" (ScoreEach)", got, want)
+			}
+		}
+	}
+}
+
+// TestScoreRecencyKeyEdge puts times at the edge of the one-int64 recency
+// key: maxSpan seconds and their last nanosecond on either side of the first
+// ranked customer's second still fit, a second more does not; either way
+// the scores are those of the sort.
+func TestScoreRecencyKeyEdge(t *testing.T) {
+	const base = 1_750_000_000
+	for _, tt := range []struct {
+		name  string
+		secs  []int64
+		exact bool
+	}{
+		{"within", []int64{base + maxSpan, base - maxSpan, base}, true},
+		{"a second later", []int64{base + maxSpan + 1, base}, false},
+		{"a second earlier", []int64{base - maxSpan - 1, base}, false},
+		{"wrapping int64", []int64{math.MaxInt64 / 2, math.MinInt64 / 2}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rows := []Row{{CustomerID: "first", Features: Features{Purchases: 1, LastPurchase: time.Unix(base, 500)}}}
+			for i, s := range tt.secs {
+				for _, ns := range []int64{0, 499, 500, 999_999_999} {
+					rows = append(rows, Row{CustomerID: fmt.Sprint(i, ns),
+						Features: Features{Purchases: 1, LastPurchase: time.Unix(s, ns)}})
+				}
+			}
+			c := gatherColumns(len(rows), func(i int) (string, *Features, *CustomerValue) {
+				return rows[i].CustomerID, &rows[i].Features, nil
+			}, Settings{}.WithDefaults(), make([]Score, len(rows)))
+			if c.recencyExact != tt.exact {
+				t.Fatalf("recencyExact = %v, want %v", c.recencyExact, tt.exact)
+			}
+			samePopulation(t, tt.name, ScorePopulation(rows, Settings{}), sortedReference(rows, Settings{}))
+		})
 	}
 }
