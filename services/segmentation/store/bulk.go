@@ -282,23 +282,31 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 func popPlan(ctx context.Context, p *population, settings domain.Settings, plan *evalPlan, dyn []*segmentRecord, now time.Time, rep *FullReevaluation) error {
 	mark := time.Now()
 	rows := p.rows
-	scoreIdx := make([]int32, len(rows))
-	var scoring []domain.Row
+	// Customers with a state are scored; tombstones and customers known
+	// only by their profile are not.
+	var scoring []int32
 	for i := range rows {
 		r := &rows[i]
 		r.features.TenureDays, _ = domain.Tenure(r.features.FirstSeen, now)
-		scoreIdx[i] = -1
 		if r.hasState {
-			scoreIdx[i] = int32(len(scoring))
-			scoring = append(scoring, domain.Row{CustomerID: r.id, Features: r.features})
+			scoring = append(scoring, int32(i))
 		}
 		if r.hasProfile {
 			rep.Customers++
 		}
 	}
-	scored := domain.ScorePopulation(scoring, settings)
-	scoring = nil
+	scored := domain.ScoreEach(len(scoring), func(j int) (string, *domain.Features, *domain.CustomerValue) {
+		r := &rows[scoring[j]]
+		return r.id, &r.features, nil
+	}, settings)
 	rep.Ranked = scored.Ranked
+	scoreIdx := make([]int32, len(rows))
+	for i := range scoreIdx {
+		scoreIdx[i] = -1
+	}
+	for j, i := range scoring {
+		scoreIdx[i] = int32(j)
+	}
 	newScore := func(i int) domain.Score {
 		if scoreIdx[i] >= 0 && rows[i].hasProfile {
 			return scored.Scores[scoreIdx[i]]
