@@ -216,6 +216,9 @@ var nativeFallbackRules = []string{
 	`customer.region.country + "x" == "FRx"`,
 	`customer.tags == ["vip"]`,
 	`dyn(features.purchases) == 3`,
+	`string(days_since(features.last_purchase)) == "30"`,
+	`double(days_since(features.last_purchase)) > 30.5 || days_since(features.first_purchase) > 90`,
+	`dyn(days_since(features.last_purchase)) == 30.0`,
 }
 
 // nativeRuleNow are the evaluation times of the differential test:
