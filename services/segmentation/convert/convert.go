@@ -14,52 +14,14 @@ import (
 )
 
 // Timestamp converts a time, nil for the zero time.
-func Timestamp(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
-}
+func Timestamp(t time.Time) *timestamppb.Timestamp { return domain.TimestampToProto(t) }
 
-// FeaturesToProto converts features for the API and for rules.
-func FeaturesToProto(f domain.Features) *segmentationv1.Features {
-	return &segmentationv1.Features{
-		FirstPurchase:         Timestamp(f.FirstPurchase),
-		LastPurchase:          Timestamp(f.LastPurchase),
-		Purchases:             f.Purchases,
-		Purchases_30D:         f.Purchases30d,
-		Purchases_90D:         f.Purchases90d,
-		Purchases_365D:        f.Purchases365d,
-		Monetary:              f.Monetary,
-		Monetary_30D:          f.Monetary30d,
-		Monetary_90D:          f.Monetary90d,
-		Monetary_365D:         f.Monetary365d,
-		AverageOrder:          f.AverageOrder,
-		MeanInterpurchaseDays: f.MeanInterpurchaseDays,
-		TenureDays:            f.TenureDays,
-		Complaints:            f.Complaints,
-		LastContact:           Timestamp(f.LastContact),
-		Csat:                  f.CSAT,
-		Nps:                   f.NPS,
-		Referrals:             f.Referrals,
-		Refunds:               f.Refunds,
-		FirstSeen:             Timestamp(f.FirstSeen),
-	}
-}
+// FeaturesToProto converts features for the API and for rules; see
+// domain.FeaturesToProto.
+func FeaturesToProto(f domain.Features) *segmentationv1.Features { return domain.FeaturesToProto(f) }
 
-// ScoreToProto converts population scores.
-func ScoreToProto(s domain.Score) *segmentationv1.Scores {
-	out := &segmentationv1.Scores{
-		Tier:         segmentationv1.Tier(s.Tier),
-		Quadrant:     segmentationv1.Quadrant(s.Quadrant),
-		Contribution: s.Contribution,
-		Activity:     segmentationv1.Activity(s.Activity),
-	}
-	if s.R != 0 {
-		out.Rfm = &segmentationv1.Rfm{Recency: s.R, Frequency: s.F, Monetary: s.M, Group: segmentationv1.RfmGroup(s.Group)}
-	}
-	return out
-}
+// ScoreToProto converts population scores; see domain.ScoreToProto.
+func ScoreToProto(s domain.Score) *segmentationv1.Scores { return domain.ScoreToProto(s) }
 
 // SettingsToProto converts settings.
 func SettingsToProto(s domain.Settings) *segmentationv1.Settings {

@@ -126,6 +126,10 @@ type Rule struct {
 	window   bool // reads a windowed feature: WindowChange is a candidate
 	tenure   bool // reads tenure_days: TenureChange is a candidate
 	usesTime bool
+	// limitCost is set when prg tracks its cost (see Compile).
+	limitCost bool
+	// native is the rule's native form, nil if it has none (rules_native.go).
+	native *ruleProgram
 }
 
 // ruleClause is a part of the rule, compiled alone for Explain. prg is nil
@@ -204,17 +208,21 @@ func (e *RuleEnv) Compile(src string) (*Rule, error) {
 	// is bounded by construction, since checkRuleInput holds the lists to
 	// the assumed sizes, and runs untracked.
 	anyString, err := e.env.EstimateCost(checked, ruleCostEstimator{anyString: true})
-	prg, err := e.program(checked, err != nil || anyString.Max > ruleCostLimit)
+	limitCost := err != nil || anyString.Max > ruleCostLimit
+	prg, err := e.program(checked, limitCost)
 	if err != nil {
 		return nil, fmt.Errorf("rule program: %w", err)
 	}
-	r := &Rule{src: src, prg: prg}
+	r := &Rule{src: src, prg: prg, limitCost: limitCost}
 	a := ruleAnalysis{env: e, native: native, rule: r, seen: map[string]bool{}}
 	r.clauses = append(r.clauses, ruleClause{expr: a.unparse(root), prg: prg})
 	a.seen[r.clauses[0].expr] = true
 	a.clauses(root)
 	a.times(root, nil)
 	r.usesTime = len(r.timers) > 0 || len(r.traced) > 0 || r.window || r.tenure
+	if len(r.traced) == 0 {
+		r.native = compileRuleNative(native, root, r.timers)
+	}
 	return r, nil
 }
 
@@ -299,12 +307,16 @@ func (r *Rule) Explain(in RuleInput) []Clause {
 // tracking is quadratic in the length of a comprehension.
 func checkRuleInput(in RuleInput) error {
 	c := in.Customer
-	n := max(len(c.GetTags()), len(c.GetTraits()), len(c.GetAttributes()), len(c.GetConsents()),
-		len(c.GetOrganization().GetContacts()), len(c.GetOrganization().GetUncoveredRoles()))
-	if n > ruleMaxItems {
+	if n := ruleInputItems(c); n > ruleMaxItems {
 		return fmt.Errorf("customer %q has a list or map of %d entries, rules are evaluated over at most %d", c.GetCustomerId(), n, ruleMaxItems)
 	}
 	return nil
+}
+
+// ruleInputItems is the size of the customer's largest list or map.
+func ruleInputItems(c *profilev1.Customer) int {
+	return max(len(c.GetTags()), len(c.GetTraits()), len(c.GetAttributes()), len(c.GetConsents()),
+		len(c.GetOrganization().GetContacts()), len(c.GetOrganization().GetUncoveredRoles()))
 }
 
 // evalRuleProgram runs prg, turning a CEL error value or a panic into an error.
@@ -425,20 +437,51 @@ func (c *ruleDaysSinceCall) apply(vars interpreter.Activation, v ref.Val) ref.Va
 	return types.Int(ruleDaysElapsed(ts.Time, a.now))
 }
 
+// ruleTime is an instant as rules see it: seconds since the Unix epoch and
+// nanoseconds within the second, as in a google.protobuf.Timestamp.
+type ruleTime struct {
+	sec  int64
+	nsec int32
+}
+
+// ruleInstant is t's instant, whatever its location or monotonic reading.
+func ruleInstant(t time.Time) ruleTime { return ruleTime{sec: t.Unix(), nsec: int32(t.Nanosecond())} }
+
+// ruleZeroUnix is the zero time.Time's instant in Unix seconds.
+var ruleZeroUnix = time.Time{}.Unix()
+
+// unset reports an unset proto timestamp (CEL reads an absent
+// google.protobuf.Timestamp as the Unix epoch) or a zero time.Time.
+func (t ruleTime) unset() bool {
+	return t.nsec == 0 && (t.sec == 0 || t.sec == ruleZeroUnix)
+}
+
+// compare orders two instants: -1, 0 or +1.
+func (t ruleTime) compare(u ruleTime) int {
+	switch {
+	case t.sec < u.sec || (t.sec == u.sec && t.nsec < u.nsec):
+		return -1
+	case t == u:
+		return 0
+	}
+	return 1
+}
+
 // ruleTimestampUnset reports whether t is an unset proto timestamp (CEL reads
 // an absent google.protobuf.Timestamp as the Unix epoch) or a zero time.Time.
-func ruleTimestampUnset(t time.Time) bool {
-	return t.IsZero() || (t.Unix() == 0 && t.Nanosecond() == 0)
-}
+func ruleTimestampUnset(t time.Time) bool { return ruleInstant(t).unset() }
 
 // ruleDaysElapsed is floor((now - t) / 24h), computed on seconds so that it
 // cannot overflow time.Duration, or ruleDaysSinceUnset for an unset t.
-func ruleDaysElapsed(t, now time.Time) int64 {
-	if ruleTimestampUnset(t) {
+func ruleDaysElapsed(t, now time.Time) int64 { return ruleInstant(t).daysUntil(ruleInstant(now)) }
+
+// daysUntil is ruleDaysElapsed on instants.
+func (t ruleTime) daysUntil(now ruleTime) int64 {
+	if t.unset() {
 		return ruleDaysSinceUnset
 	}
-	secs := now.Unix() - t.Unix()
-	if now.Nanosecond() < t.Nanosecond() {
+	secs := now.sec - t.sec
+	if now.nsec < t.nsec {
 		secs--
 	}
 	return ruleFloorDiv(secs, int64(ruleDay/time.Second))

@@ -49,11 +49,15 @@ const ruleTenureField = "tenure_days"
 
 // ruleTimer is a days_since(arg) call. op is the comparison with the call
 // on the left and bound on the right; op is empty when the call's value is
-// used some other way. arg is nil for a traced call.
+// used some other way. arg is nil for a traced call. argExpr and boundExpr
+// are the expressions arg and bound were compiled from, for the rule's
+// native form.
 type ruleTimer struct {
-	arg   cel.Program
-	op    string
-	bound cel.Program
+	arg       cel.Program
+	op        string
+	bound     cel.Program
+	argExpr   ast.Expr
+	boundExpr ast.Expr
 }
 
 // NextChange returns the earliest instant strictly after in.Now at which
@@ -64,11 +68,7 @@ func (r *Rule) NextChange(in RuleInput) time.Time {
 		return time.Time{} // an input Eval refuses stays refused
 	}
 	var next time.Time
-	consider := func(t time.Time) {
-		if t.After(in.Now) && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
+	consider := func(t time.Time) { considerRuleChange(&next, t, in.Now) }
 	if r.window {
 		consider(in.WindowChange)
 	}
@@ -95,6 +95,14 @@ func (r *Rule) NextChange(in RuleInput) time.Time {
 		}
 	}
 	return next
+}
+
+// considerRuleChange makes t the next change if it is after now and before
+// *next (or *next is zero).
+func considerRuleChange(next *time.Time, t, now time.Time) {
+	if t.After(now) && (next.IsZero() || t.Before(*next)) {
+		*next = t
+	}
 }
 
 // next evaluates the timer's argument and returns when its use flips.
@@ -128,7 +136,7 @@ func (tm ruleTimer) after(act *ruleActivation, t time.Time) (time.Time, bool) {
 			return time.Time{}, false
 		}
 	}
-	return addRuleDays(t, m)
+	return addRuleDays(ruleInstant(t), m)
 }
 
 // ruleMaxDays keeps threshold arithmetic far from int64 overflow; no rule
@@ -138,17 +146,33 @@ const ruleMaxDays = 1 << 40
 // nextRuleThreshold returns the smallest m > d at which `days op k` differs
 // between days = m-1 and days = m.
 func nextRuleThreshold(op string, k ref.Val, d int64) (int64, bool) {
-	var lo, hi int64 // floor(k), ceil(k)
+	var n ruleNum
 	switch x := k.(type) {
 	case types.Int:
-		lo, hi = int64(x), int64(x)
+		n = ruleNum{kind: ruleKindInt, i: int64(x)}
 	case types.Uint:
-		if uint64(x) > ruleMaxDays {
+		n = ruleNum{kind: ruleKindUint, u: uint64(x)}
+	case types.Double:
+		n = ruleNum{kind: ruleKindDouble, f: float64(x)}
+	default:
+		return 0, false
+	}
+	return nextRuleThresholdNum(ruleComparisonOf(op), n, d)
+}
+
+// nextRuleThresholdNum is nextRuleThreshold on a native number.
+func nextRuleThresholdNum(op ruleComparison, k ruleNum, d int64) (int64, bool) {
+	var lo, hi int64 // floor(k), ceil(k)
+	switch k.kind {
+	case ruleKindInt:
+		lo, hi = k.i, k.i
+	case ruleKindUint:
+		if k.u > ruleMaxDays {
 			return 0, false
 		}
-		lo, hi = int64(x), int64(x)
-	case types.Double:
-		f := float64(x)
+		lo, hi = int64(k.u), int64(k.u)
+	case ruleKindDouble:
+		f := k.f
 		if math.IsNaN(f) || math.Abs(f) > ruleMaxDays {
 			return 0, false
 		}
@@ -159,31 +183,34 @@ func nextRuleThreshold(op string, k ref.Val, d int64) (int64, bool) {
 	if lo < -ruleMaxDays || hi > ruleMaxDays {
 		return 0, false
 	}
-	var thresholds []int64
+	// The comparison flips at one threshold, or at two for == and !=.
+	var first, second int64
+	var n int
 	switch op {
-	case operators.Greater, operators.LessEquals:
-		thresholds = []int64{lo + 1}
-	case operators.GreaterEquals, operators.Less:
-		thresholds = []int64{hi}
-	case operators.Equals, operators.NotEquals:
+	case ruleGreater, ruleLessEquals:
+		first, n = lo+1, 1
+	case ruleGreaterEquals, ruleLess:
+		first, n = hi, 1
+	case ruleEquals, ruleNotEquals:
 		if lo == hi {
-			thresholds = []int64{lo, lo + 1}
+			first, second, n = lo, lo+1, 2
 		}
 	}
-	for _, m := range thresholds {
-		if m > d {
-			return m, true
-		}
+	if n >= 1 && first > d {
+		return first, true
+	}
+	if n >= 2 && second > d {
+		return second, true
 	}
 	return 0, false
 }
 
 // addRuleDays returns t + m whole days, when that is a sensible instant.
-func addRuleDays(t time.Time, m int64) (time.Time, bool) {
+func addRuleDays(t ruleTime, m int64) (time.Time, bool) {
 	if m > ruleMaxDays || m < -ruleMaxDays {
 		return time.Time{}, false
 	}
-	return time.Unix(t.Unix()+m*int64(ruleDay/time.Second), int64(t.Nanosecond())).UTC(), true
+	return time.Unix(t.sec+m*int64(ruleDay/time.Second), int64(t.nsec)).UTC(), true
 }
 
 // mirrorRuleComparison gives the operator with its operands swapped:
@@ -276,13 +303,13 @@ func (a *ruleAnalysis) times(e ast.Expr, scope map[string]bool) {
 // whose argument names a comprehension variable is left to tracing, and a
 // bound that names one makes the call count every day boundary.
 func (a *ruleAnalysis) timer(call ast.Expr, op string, bound ast.Expr, scope map[string]bool) {
-	var tm ruleTimer
+	arg := call.AsCall().Args()[0]
+	tm := ruleTimer{argExpr: arg}
 	if bound != nil && !a.usesRuleScope(bound, scope) {
 		if tm.bound = a.env.compilePart(a.unparse(bound)); tm.bound != nil {
-			tm.op = op
+			tm.op, tm.boundExpr = op, bound
 		}
 	}
-	arg := call.AsCall().Args()[0]
 	if !a.usesRuleScope(arg, scope) {
 		tm.arg = a.env.compilePart(a.unparse(arg))
 	}
