@@ -330,15 +330,9 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			if !r.hasProfile {
 				continue // reevaluate skips a customer without a profile
 			}
-			_, tenure := domain.Tenure(r.features.FirstSeen, now)
-			in := domain.RuleInput{
-				Customer:     r.customer,
-				Features:     convert.FeaturesToProto(r.features),
-				Scores:       convert.ScoreToProto(newScore(i)),
-				Now:          now,
-				WindowChange: r.window,
-				TenureChange: tenure,
-			}
+			sc := newScore(i)
+			in := domain.RuleRow{Customer: r.customer, Features: &r.features, Score: &sc, Now: now, WindowChange: r.window}
+			_, in.TenureChange = domain.Tenure(r.features.FirstSeen, now)
 			bits := newBits[i*words : (i+1)*words]
 			var next time.Time
 			for j, rule := range plan.rules {
@@ -348,11 +342,12 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 					}
 					continue
 				}
-				if held, _ := rule.Eval(in); held {
+				// The rule's native form where it has one, CEL otherwise.
+				if rule.EvalRow(&in) {
 					bits[j/64] |= 1 << (j % 64)
 				}
 				if rule.UsesTime() {
-					if nc := rule.NextChange(in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
+					if nc := rule.NextChangeRow(&in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
 						next = nc
 					}
 				}
