@@ -1045,7 +1045,9 @@ func compileRuleNative(checked *ast.AST, root ast.Expr, timers []ruleTimer) *rul
 	}
 	for _, tm := range timers {
 		nt := ruleNativeTimer{op: ruleComparisonOf(tm.op), bound: -1}
-		if nt.arg, err = c.exprOf(tm.argExpr, ruleKindTime); err != nil {
+		if tm.tenure {
+			nt.arg, _ = c.add(ruleNode{op: ruleOpField, kind: ruleKindTime, field: ruleFieldFirstSeen})
+		} else if nt.arg, err = c.exprOf(tm.argExpr, ruleKindTime); err != nil {
 			return nil
 		}
 		if tm.op != "" {

@@ -269,10 +269,12 @@ func TestRuleNextChange(t *testing.T) {
 	at := func(days int) time.Time { return last.Add(time.Duration(days) * ruleTestDay) }
 	window := now.Add(7 * time.Hour)
 	tenure := now.Add(3 * time.Hour)
+	seen := now.Add(-300*ruleTestDay - 3*time.Hour) // tenure_days == 300; TenureChange is tenure
 	for _, tc := range []struct {
 		src      string
 		now      time.Time
 		noLast   bool
+		seen     time.Time
 		want     time.Time
 		usesTime bool
 	}{
@@ -297,7 +299,16 @@ func TestRuleNextChange(t *testing.T) {
 		{src: `customer.consents.exists(c, days_since(c.update_time) >= 20)`, want: at(19), usesTime: true}, // the consent a day older
 		{src: `days_since(features.last_purchase) > 90 || features.purchases_90d > 2`, want: window, usesTime: true},
 		{src: `features.monetary_30d > 0`, want: window, usesTime: true},
-		{src: `features.tenure_days > 365`, want: tenure, usesTime: true},
+		// tenure_days compared with a constant flips once, when the
+		// comparison does; used any other way, it changes every day.
+		{src: `features.tenure_days > 365`, want: seen.Add(366 * ruleTestDay), usesTime: true},
+		{src: `365 <= features.tenure_days`, want: seen.Add(365 * ruleTestDay), usesTime: true},
+		{src: `features.tenure_days < 90`, want: time.Time{}, usesTime: true}, // already false, stays false
+		{src: `features.tenure_days == 300`, want: seen.Add(301 * ruleTestDay), usesTime: true},
+		{src: `features.tenure_days > 0`, seen: now.Add(2 * time.Hour), want: now.Add(2*time.Hour + ruleTestDay), usesTime: true}, // first seen ahead: 0 until a day after
+		{src: `features.tenure_days > 365`, seen: time.Unix(0, 0), want: time.Time{}, usesTime: true},                             // never seen: 0 for ever
+		{src: `features.tenure_days * 2 > 365`, want: tenure, usesTime: true},
+		{src: `features.tenure_days > features.purchases * 100`, want: seen.Add(301 * ruleTestDay), usesTime: true},
 		{src: `[features].exists(f, f.monetary_30d > 0)`, want: tenure, usesTime: true}, // the whole message: any window
 		{src: `features.monetary > 0 && customer.region.province == "浙江"`, want: time.Time{}},
 		{src: `features.last_purchase < timestamp("2026-01-01T00:00:00Z")`, want: time.Time{}},
@@ -312,6 +323,7 @@ func TestRuleNextChange(t *testing.T) {
 				Purchases:     3,
 				LastPurchase:  timestamppb.New(last),
 				FirstPurchase: timestamppb.New(last.Add(-100 * ruleTestDay)),
+				FirstSeen:     timestamppb.New(seen),
 			},
 			Now:          now,
 			WindowChange: window,
@@ -322,6 +334,9 @@ func TestRuleNextChange(t *testing.T) {
 		}
 		if tc.noLast {
 			in.Features.LastPurchase = nil
+		}
+		if !tc.seen.IsZero() {
+			in.Features.FirstSeen = timestamppb.New(tc.seen)
 		}
 		if got := r.NextChange(in); !got.Equal(tc.want) {
 			t.Errorf("NextChange(%s) at %s = %s, want %s", tc.src, in.Now.Format(time.RFC3339), got, tc.want)

@@ -28,8 +28,14 @@ import (
 //   - for days_since calls inside a comprehension on its iteration
 //     variable, which cannot be evaluated alone: the next day boundary of
 //     every such call made by one traced evaluation of the rule;
+//   - for tenure_days compared with K: the same as for
+//     days_since(features.first_seen) compared with K. Tenure is
+//     max(0, days_since(first_seen)), or 0 without a first_seen, so it
+//     steps only where days_since does and its comparisons can flip only
+//     where those of days_since can: `features.tenure_days < 90` has one
+//     timer, at first_seen + 90 days, instead of one every day;
 //   - WindowChange if the rule reads a windowed feature, TenureChange if it
-//     reads tenure_days.
+//     reads tenure_days any other way.
 //
 // This is sound: until that instant every days_since comparison or value
 // the evaluation uses is unchanged (E and K are themselves unchanged, as
@@ -51,8 +57,10 @@ const ruleTenureField = "tenure_days"
 // on the left and bound on the right; op is empty when the call's value is
 // used some other way. arg is nil for a traced call. argExpr and boundExpr
 // are the expressions arg and bound were compiled from, for the rule's
-// native form.
+// native form. A tenure timer stands for tenure_days compared with bound:
+// its arg is features.first_seen and argExpr nil.
 type ruleTimer struct {
+	tenure    bool
 	arg       cel.Program
 	op        string
 	bound     cel.Program
@@ -286,6 +294,20 @@ func (a *ruleAnalysis) times(e ast.Expr, scope map[string]bool) {
 				a.times(other, scope)
 				return
 			}
+			for i, x := range c.Args() {
+				other := c.Args()[1-i]
+				if !a.isTenure(x) || a.usesRuleScope(other, scope) {
+					continue
+				}
+				op := fn
+				if i == 1 {
+					op = mirrorRuleComparison(fn)
+				}
+				if a.tenureTimer(op, other) {
+					a.times(other, scope)
+					return
+				}
+			}
 		}
 		if isDaysSinceCall(e) {
 			a.timer(e, "", nil, scope)
@@ -321,6 +343,27 @@ func (a *ruleAnalysis) timer(call ast.Expr, op string, bound ast.Expr, scope map
 		a.rule.traced = map[int64]ruleTimer{}
 	}
 	a.rule.traced[call.ID()] = tm
+}
+
+// isTenure reports whether e is features.tenure_days.
+func (a *ruleAnalysis) isTenure(e ast.Expr) bool {
+	if e.Kind() != ast.SelectKind {
+		return false
+	}
+	s := e.AsSelect()
+	return s.FieldName() == ruleTenureField && !s.IsTestOnly() && s.Operand().Kind() == ast.IdentKind && a.isFeatures(s.Operand())
+}
+
+// tenureTimer records tenure_days compared with bound as a timer on
+// features.first_seen; false when the parts do not compile alone.
+func (a *ruleAnalysis) tenureTimer(op string, bound ast.Expr) bool {
+	tm := ruleTimer{tenure: true, op: op, boundExpr: bound,
+		arg: a.env.compilePart("features.first_seen"), bound: a.env.compilePart(a.unparse(bound))}
+	if tm.arg == nil || tm.bound == nil {
+		return false
+	}
+	a.rule.timers = append(a.rule.timers, tm)
+	return true
 }
 
 func (a *ruleAnalysis) isFeatures(e ast.Expr) bool {
