@@ -64,6 +64,20 @@ type RuleRow struct {
 	Score *Score
 	// Now, WindowChange and TenureChange are as in RuleInput.
 	Now, WindowChange, TenureChange time.Time
+
+	// items caches ruleInputItems(Customer) for the rules evaluated on the
+	// row, valid when itemsKnown: a RuleRow is made per customer.
+	items      int
+	itemsKnown bool
+}
+
+// tooManyItems reports whether the customer has a list or map larger than
+// rules are evaluated over (checkRuleInput), counting once per row.
+func (in *RuleRow) tooManyItems() bool {
+	if !in.itemsKnown {
+		in.items, in.itemsKnown = ruleInputItems(in.Customer), true
+	}
+	return in.items > ruleMaxItems
 }
 
 // Input returns the RuleInput equivalent to the row: what Eval and
@@ -96,7 +110,7 @@ func (r *Rule) Native() bool { return r.native != nil }
 // is evaluated by CEL.
 func (r *Rule) EvalRow(in *RuleRow) bool {
 	p := r.native
-	if p != nil && ruleInputItems(in.Customer) > ruleMaxItems {
+	if p != nil && in.tooManyItems() {
 		return false // as checkRuleInput
 	}
 	if p == nil || (r.limitCost && !p.stringsFit(in.Customer)) {
@@ -115,7 +129,7 @@ func (r *Rule) NextChangeRow(in *RuleRow) time.Time {
 		return time.Time{}
 	}
 	p := r.native
-	if p != nil && ruleInputItems(in.Customer) > ruleMaxItems {
+	if p != nil && in.tooManyItems() {
 		return time.Time{} // as checkRuleInput
 	}
 	if p == nil || (len(p.timers) > 0 && !p.stringsFit(in.Customer)) {

@@ -321,14 +321,23 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 	for j, seg := range dyn {
 		sets[j] = p.members[keyOf(seg)]
 	}
-	oldBit := func(j, i int) bool { return i/64 < len(sets[j]) && sets[j][i/64]&(1<<(i%64)) != 0 }
+	// Each row's old and new memberships side by side (segment j at bit
+	// j), its new timer, and whether anything differs.
+	oldBits := make([]uint64, len(rows)*words)
 	newBits := make([]uint64, len(rows)*words)
 	newDue := make([]int64, len(rows))
+	changed := make([]bool, len(rows))
 	err := parallel(ctx, len(rows), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			r := &rows[i]
 			if !r.hasProfile {
 				continue // reevaluate skips a customer without a profile
+			}
+			old := oldBits[i*words : (i+1)*words]
+			for j, set := range sets {
+				if i/64 < len(set) && set[i/64]&(1<<(i%64)) != 0 {
+					old[j/64] |= 1 << (j % 64)
+				}
 			}
 			sc := newScore(i)
 			in := domain.RuleRow{Customer: r.customer, Features: &r.features, Score: &sc, Now: now, WindowChange: r.window}
@@ -337,9 +346,7 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			var next time.Time
 			for j, rule := range plan.rules {
 				if rule == nil {
-					if oldBit(j, i) {
-						bits[j/64] |= 1 << (j % 64)
-					}
+					bits[j/64] |= old[j/64] & (1 << (j % 64))
 					continue
 				}
 				// The rule's native form where it has one, CEL otherwise.
@@ -355,31 +362,27 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			if !next.IsZero() {
 				newDue[i] = next.UnixNano()
 			}
+			changed[i] = sc != r.score || newDue[i] != r.due || !slices.Equal(old, bits)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	old := make([]uint64, words)
+	n := 0
+	for _, c := range changed {
+		if c {
+			n++
+		}
+	}
+	plan.changes = make([]rowChange, 0, n)
 	for i := range rows {
+		if !changed[i] {
+			continue
+		}
 		r := &rows[i]
-		if !r.hasProfile {
-			continue
-		}
-		clear(old)
-		for j := range dyn {
-			if oldBit(j, i) {
-				old[j/64] |= 1 << (j % 64)
-			}
-		}
-		bits := newBits[i*words : (i+1)*words]
-		sc := newScore(i)
-		if sc == r.score && newDue[i] == r.due && slices.Equal(old, bits) {
-			continue
-		}
-		plan.changes = append(plan.changes, rowChange{id: r.id, row: int32(i), oldScore: r.score, newScore: sc,
-			old: slices.Clone(old), new: bits, oldDue: r.due, newDue: newDue[i]})
+		plan.changes = append(plan.changes, rowChange{id: r.id, row: int32(i), oldScore: r.score, newScore: newScore(i),
+			old: oldBits[i*words : (i+1)*words], new: newBits[i*words : (i+1)*words], oldDue: r.due, newDue: newDue[i]})
 	}
 	// Rows added since the population was loaded sit at its end.
 	slices.SortFunc(plan.changes, func(a, b rowChange) int { return strings.Compare(a.id, b.id) })

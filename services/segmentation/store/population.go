@@ -296,8 +296,15 @@ func (p *population) reread(t tx, id string, dyn []*segmentRecord, now time.Time
 	if v := t.b(bucketTimerOf).Get(key); len(v) == 8 {
 		row.due = int64(binary.BigEndian.Uint64(v))
 	}
+	// The customer's memberships are the member_of keys under its id.
+	in := map[string]bool{}
+	prefix := boltdb.Prefix(t.tenant, id)
+	c := t.b(bucketMemberOf).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		in[string(k[len(prefix):])] = true
+	}
 	for _, seg := range dyn {
-		p.setMember(keyOf(seg), i, t.member(seg.ID, id))
+		p.setMember(keyOf(seg), i, in[seg.ID])
 	}
 	return nil
 }
