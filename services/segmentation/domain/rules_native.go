@@ -65,10 +65,23 @@ type RuleRow struct {
 	// Now, WindowChange and TenureChange are as in RuleInput.
 	Now, WindowChange, TenureChange time.Time
 
-	// items caches ruleInputItems(Customer) for the rules evaluated on the
-	// row, valid when itemsKnown: a RuleRow is made per customer.
+	// What the rules evaluated on the row share, made on first use: the
+	// count of the customer's list items (valid when itemsKnown) and the
+	// evaluation frame (valid when framed). Assigning a new RuleRow value
+	// clears them: a row is one customer at one instant.
 	items      int
 	itemsKnown bool
+	framed     bool
+	fr         ruleFrame
+}
+
+// frame returns the row's evaluation frame.
+func (in *RuleRow) frame() *ruleFrame {
+	if !in.framed {
+		in.fr.init(in)
+		in.framed = true
+	}
+	return &in.fr
 }
 
 // tooManyItems reports whether the customer has a list or map larger than
@@ -117,9 +130,7 @@ func (r *Rule) EvalRow(in *RuleRow) bool {
 		held, err := r.Eval(in.Input())
 		return held && err == nil
 	}
-	var fr ruleFrame
-	fr.init(in)
-	v, ok := p.evalBool(p.root, &fr)
+	v, ok := p.evalBool(p.root, in.frame())
 	return ok && v
 }
 
@@ -145,10 +156,9 @@ func (r *Rule) NextChangeRow(in *RuleRow) time.Time {
 	if len(p.timers) == 0 {
 		return next
 	}
-	var fr ruleFrame
-	fr.init(in)
+	fr := in.frame()
 	for i := range p.timers {
-		if t, ok := p.timers[i].next(p, &fr); ok {
+		if t, ok := p.timers[i].next(p, fr); ok {
 			considerRuleChange(&next, t, in.Now)
 		}
 	}

@@ -307,11 +307,11 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 	for j, i := range scoring {
 		scoreIdx[i] = int32(j)
 	}
-	newScore := func(i int) domain.Score {
+	newScore := func(i int) *domain.Score {
 		if scoreIdx[i] >= 0 && rows[i].hasProfile {
-			return scored.Scores[scoreIdx[i]]
+			return &scored.Scores[scoreIdx[i]]
 		}
-		return rows[i].score
+		return &rows[i].score
 	}
 	rep.Score = time.Since(mark)
 
@@ -340,7 +340,7 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 				}
 			}
 			sc := newScore(i)
-			in := domain.RuleRow{Customer: r.customer, Features: &r.features, Score: &sc, Now: now, WindowChange: r.window}
+			in := domain.RuleRow{Customer: r.customer, Features: &r.features, Score: sc, Now: now, WindowChange: r.window}
 			_, in.TenureChange = domain.Tenure(r.features.FirstSeen, now)
 			bits := newBits[i*words : (i+1)*words]
 			var next time.Time
@@ -362,7 +362,7 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			if !next.IsZero() {
 				newDue[i] = next.UnixNano()
 			}
-			changed[i] = sc != r.score || newDue[i] != r.due || !slices.Equal(old, bits)
+			changed[i] = *sc != r.score || newDue[i] != r.due || !slices.Equal(old, bits)
 		}
 		return nil
 	})
@@ -381,7 +381,7 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			continue
 		}
 		r := &rows[i]
-		plan.changes = append(plan.changes, rowChange{id: r.id, row: int32(i), oldScore: r.score, newScore: newScore(i),
+		plan.changes = append(plan.changes, rowChange{id: r.id, row: int32(i), oldScore: r.score, newScore: *newScore(i),
 			old: oldBits[i*words : (i+1)*words], new: newBits[i*words : (i+1)*words], oldDue: r.due, newDue: newDue[i]})
 	}
 	// Rows added since the population was loaded sit at its end.
