@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"rapport.dev/services/segmentation/domain"
 )
 
 // TestSmoke runs every phase but postgres on a small data set, so the
@@ -72,5 +74,26 @@ func TestDatasetIsDeterministicAndExact(t *testing.T) {
 	if len(a.purchases) != len(b.purchases) || a.profile.GetRegion().GetCity() != b.profile.GetRegion().GetCity() ||
 		(len(a.purchases) > 0 && a.purchases[0] != b.purchases[0]) {
 		t.Errorf("customer 42 differs between two data sets of one seed")
+	}
+}
+
+// TestRulesHaveANativeForm keeps the benchmark's rules, as its segments
+// write them (two laps), within what the rules' native form covers: a rule
+// that fell back to CEL would measure CEL. The domain package's own copy of
+// the list, which its differential test and benchmarks use, cannot import
+// this one.
+func TestRulesHaveANativeForm(t *testing.T) {
+	env, err := domain.NewRuleEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 * len(Rules) {
+		r, err := env.Compile(rule(i))
+		if err != nil {
+			t.Fatalf("rule %d: %v", i, err)
+		}
+		if !r.Native() {
+			t.Errorf("rule %d has no native form: %s", i, rule(i))
+		}
 	}
 }
