@@ -28,10 +28,11 @@ import (
 // The per-customer paths (ApplyProfileEvent, reevaluate) decode a state, a
 // profile and a score per customer and per call, and evaluateAll runs every
 // customer through them in one transaction. That is right for one event and
-// far too slow for a million customers. ReevaluateAll reads each record
-// once, decodes and evaluates in parallel, and writes the outcome in
-// customer order in chunked transactions, through the same setMembership and
-// schedule the per-customer path uses, so the stored result is the same
+// far too slow for a million customers. ReevaluateAll works from the
+// tenant's population in memory (population.go), scores and evaluates every
+// customer in parallel with the rules' native form, and writes what changed
+// in customer order in chunked transactions, through the same setMembership
+// and schedule the per-customer path uses, so the stored result is the same
 // (TestReevaluateAllMatchesThePerCustomerPath).
 
 // BulkLoad stores customers and applies their profile events as the profile
