@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -72,9 +71,21 @@ func (s *Store) PopulationMatchesFile(tenant string) error {
 		if live != len(fresh.rows) {
 			return fmt.Errorf("population has %d customers, the file %d", live, len(fresh.rows))
 		}
-		if n := len(p.members); n != len(dyn) || !slices.EqualFunc(dyn, dyn, func(a, _ *segmentRecord) bool { _, ok := p.members[keyOf(a)]; return ok }) {
-			return fmt.Errorf("population holds %d segments' memberships, the file %d dynamic segments", n, len(dyn))
+		if len(p.members) != len(dyn) {
+			return fmt.Errorf("population holds %d segments' memberships, the file %d dynamic segments", len(p.members), len(dyn))
+		}
+		for _, seg := range dyn {
+			if _, ok := p.members[keyOf(seg)]; !ok {
+				return fmt.Errorf("population holds no memberships of segment %q", seg.ID)
+			}
 		}
 		return nil
 	})
+}
+
+// member reports whether row i is a member of the segment.
+func (p *population) member(k segKey, i int32) bool {
+	bits := p.members[k]
+	w := int(i / 64)
+	return w < len(bits) && bits[w]&(1<<(i%64)) != 0
 }

@@ -85,13 +85,6 @@ type segKey struct {
 
 func keyOf(seg *segmentRecord) segKey { return segKey{seg.ID, seg.Created.UnixNano()} }
 
-// member reports whether row i is a member of the segment.
-func (p *population) member(k segKey, i int32) bool {
-	bits := p.members[k]
-	w := int(i / 64)
-	return w < len(bits) && bits[w]&(1<<(i%64)) != 0
-}
-
 // setMember records row i's membership.
 func (p *population) setMember(k segKey, i int32, in bool) {
 	bits := p.members[k]
