@@ -315,13 +315,41 @@ func ScorePopulation(rows []Row, st Settings) Population {
 //     contribution and the loyalty threshold the tceil(N·LoyaltySplit)-th
 //     largest loyalty measure: order statistics too.
 func ScoreEach(n int, row func(i int) (id string, f *Features, v *CustomerValue), st Settings) Population {
+	return new(ScoreBuffers).ScoreEach(n, row, st)
+}
+
+// ScoreBuffers are ScoreEach's working memory, for a caller that scores
+// populations again and again (a full re-evaluation every hour): kept
+// between calls, they spare it allocating and the garbage collector
+// scanning some hundred bytes per customer at every pass. The zero value
+// is ready; a ScoreBuffers serves one call at a time.
+type ScoreBuffers struct {
+	scores        []Score
+	idx           []int32
+	r, f, m, c, l []int64
+	scratch       []int64
+}
+
+// grow returns s resized to n, its old contents unspecified.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// ScoreEach is the package's ScoreEach in b's memory. The returned
+// Population's Scores are b's: valid until b's next call.
+func (b *ScoreBuffers) ScoreEach(n int, row func(i int) (id string, f *Features, v *CustomerValue), st Settings) Population {
 	if n < 0 || int64(n) > math.MaxInt32 {
 		panic(fmt.Sprintf("domain.ScoreEach: %d customers", n))
 	}
 	st = st.WithDefaults()
-	pop := Population{Scores: make([]Score, n)}
+	b.scores = grow(b.scores, n)
+	clear(b.scores)
+	pop := Population{Scores: b.scores}
 	scores := pop.Scores
-	c := gatherColumns(n, row, st, scores)
+	c := b.gatherColumns(n, row, st, scores)
 	nr := len(c.idx)
 	pop.Ranked = nr
 	if nr == 0 {
@@ -356,7 +384,7 @@ func ScoreEach(n int, row func(i int) (id string, f *Features, v *CustomerValue)
 			jobs = append(jobs, statJob{c.c, []int{nr - tc.cut}, cutT[q : q+1]})
 		}
 	}
-	orderStats(jobs)
+	b.scratch = orderStats(jobs, b.scratch)
 	pop.ValueThreshold, pop.LoyaltyThreshold = valueT[0], float64(loyaltyT[0])
 	for q := range cuts {
 		cuts[q].t = cutT[q]
@@ -408,22 +436,22 @@ const maxSpan = (math.MaxInt64 - 999_999_999) / 1_000_000_000
 
 // gatherColumns calls row once for every customer and keeps the measures of
 // those with purchases; it sets their Activity in scores directly.
-func gatherColumns(n int, row func(int) (string, *Features, *CustomerValue), st Settings, scores []Score) *columns {
-	idx := make([]int32, n)
-	r := make([]int64, n)
-	f := make([]int64, n)
-	m := make([]int64, n)
+func (b *ScoreBuffers) gatherColumns(n int, row func(int) (string, *Features, *CustomerValue), st Settings, scores []Score) *columns {
+	b.idx, b.r, b.f, b.m = grow(b.idx, n), grow(b.r, n), grow(b.f, n), grow(b.m, n)
+	idx, r, f, m := b.idx, b.r, b.f, b.m
 	var c, l []int64
 	switch st.Value {
 	case ValueMonetary365d, ValueCLV:
-		c = make([]int64, n)
+		b.c = grow(b.c, n)
+		c = b.c
 	default:
 		c = m
 	}
 	if st.Loyalty == LoyaltyPurchases {
 		l = f
 	} else {
-		l = make([]int64, n)
+		b.l = grow(b.l, n)
+		l = b.l
 	}
 	var base int64
 	exact, anyValue := true, false
@@ -451,6 +479,7 @@ func gatherColumns(n int, row func(int) (string, *Features, *CustomerValue), st 
 		case ValueMonetary365d:
 			c[j] = ft.Monetary365d
 		case ValueCLV:
+			c[j] = 0 // b's memory holds the last call's
 			if v != nil {
 				c[j] = v.CLV
 				anyValue = true
@@ -487,7 +516,7 @@ func recencyScores(c *columns, row func(int) (string, *Features, *CustomerValue)
 	var bs, bn [4]int64
 	for q, k := range qb {
 		var s [1]int64
-		orderStats([]statJob{{sec, []int{k}, s[:]}})
+		scratch = orderStats([]statJob{{sec, []int{k}, s[:]}}, scratch)
 		below, same := 0, scratch[:0]
 		for j, x := range sec {
 			if x < s[0] {

@@ -143,8 +143,9 @@ type statJob struct {
 }
 
 // orderStats does the jobs: one selection on a copy of each distinct column
-// (jobs on the same column share it).
-func orderStats(jobs []statJob) {
+// (jobs on the same column share it), made in scratch, which it returns,
+// grown as needed.
+func orderStats(jobs []statJob, scratch []int64) []int64 {
 	type group struct {
 		col  []int64
 		ks   []int
@@ -166,7 +167,7 @@ func orderStats(jobs []statJob) {
 		groups[g].ks = append(groups[g].ks, j.ks...)
 		groups[g].jobs = append(groups[g].jobs, j)
 	}
-	scratch := make([]int64, size)
+	scratch = grow(scratch, size)
 	for _, g := range groups {
 		a := scratch[:len(g.col)]
 		copy(a, g.col)
@@ -178,6 +179,7 @@ func orderStats(jobs []statJob) {
 			}
 		}
 	}
+	return scratch
 }
 
 // selectFunc is selectInt64 for any element type under a comparison (a

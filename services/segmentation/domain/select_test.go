@@ -197,7 +197,7 @@ func TestOrderStats(t *testing.T) {
 		{b, []int{3, 699}, ob[:]},
 		{a, []int{0, 100, 101}, oa2[:]}, // the same column: one selection
 		{b, nil, nil},
-	})
+	}, nil)
 	if oa1 != [3]int64{sa[0], sa[500], sa[999]} || oa2 != [3]int64{sa[0], sa[100], sa[101]} || ob != [2]int64{sb[3], sb[699]} {
 		t.Fatalf("%v %v %v", oa1, oa2, ob)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"slices"
 	"strings"
@@ -255,7 +256,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 			err = p.load(ctx, t, dyn, now, raw, settings.Currency)
 			rep.Loaded = true
 		} else {
-			rep.Reread, err = p.refresh(t, touched, dyn, now, settings.Currency)
+			rep.Reread, err = p.refresh(ctx, t, touched, dyn, now, settings.Currency)
 		}
 		if err != nil {
 			return err
@@ -279,91 +280,124 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 }
 
 // popPlan scores and evaluates every customer of p at now and lists what
-// differs from what is stored.
+// differs from what is stored. It works in p's buffers: a pass allocates
+// next to nothing, so the garbage collector, which has the population to
+// scan, seldom runs during one.
 func popPlan(ctx context.Context, p *population, settings domain.Settings, plan *evalPlan, dyn []*segmentRecord, now time.Time, rep *FullReevaluation) error {
 	mark := time.Now()
-	rows := p.rows
+	rows, buf := p.rows, &p.buf
+	err := parallel(ctx, len(rows), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			r := &rows[i]
+			r.features.TenureDays, _ = domain.Tenure(r.features.FirstSeen, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	// Customers with a state are scored; tombstones and customers known
 	// only by their profile are not.
-	var scoring []int32
+	buf.scoring = buf.scoring[:0]
+	buf.scoreIdx = grow(buf.scoreIdx, len(rows))
 	for i := range rows {
 		r := &rows[i]
-		r.features.TenureDays, _ = domain.Tenure(r.features.FirstSeen, now)
+		buf.scoreIdx[i] = -1
 		if r.hasState {
-			scoring = append(scoring, int32(i))
+			buf.scoreIdx[i] = int32(len(buf.scoring))
+			buf.scoring = append(buf.scoring, int32(i))
 		}
 		if r.hasProfile {
 			rep.Customers++
 		}
 	}
-	scored := domain.ScoreEach(len(scoring), func(j int) (string, *domain.Features, *domain.CustomerValue) {
-		r := &rows[scoring[j]]
+	scored := buf.score.ScoreEach(len(buf.scoring), func(j int) (string, *domain.Features, *domain.CustomerValue) {
+		r := &rows[buf.scoring[j]]
 		return r.id, &r.features, nil
 	}, settings)
 	rep.Ranked = scored.Ranked
-	scoreIdx := make([]int32, len(rows))
-	for i := range scoreIdx {
-		scoreIdx[i] = -1
-	}
-	for j, i := range scoring {
-		scoreIdx[i] = int32(j)
-	}
 	newScore := func(i int) *domain.Score {
-		if scoreIdx[i] >= 0 && rows[i].hasProfile {
-			return &scored.Scores[scoreIdx[i]]
+		if j := buf.scoreIdx[i]; j >= 0 && rows[i].hasProfile {
+			return &scored.Scores[j]
 		}
 		return &rows[i].score
 	}
 	rep.Score = time.Since(mark)
 
 	mark = time.Now()
-	words := (len(dyn) + 63) / 64
-	sets := make([][]uint64, len(dyn))
+	// Memberships are bitsets over the rows, a set per segment: old as
+	// stored, next as evaluated. Workers take rows in chunks of a multiple
+	// of 64, so each owns the words it writes.
+	words := (len(rows) + 63) / 64
+	old := make([][]uint64, len(dyn))
 	for j, seg := range dyn {
-		sets[j] = p.members[keyOf(seg)]
+		old[j] = p.members[keyOf(seg)]
 	}
-	// Each row's old and new memberships side by side (segment j at bit
-	// j), its new timer, and whether anything differs.
-	oldBits := make([]uint64, len(rows)*words)
-	newBits := make([]uint64, len(rows)*words)
-	newDue := make([]int64, len(rows))
-	changed := make([]bool, len(rows))
-	err := parallel(ctx, len(rows), func(lo, hi int) error {
+	for len(buf.next) < len(dyn) {
+		buf.next = append(buf.next, nil)
+	}
+	next := buf.next[:len(dyn)]
+	for j := range next {
+		next[j] = grow(next[j], words)
+	}
+	oldWord := func(j, w int) uint64 {
+		if w < len(old[j]) {
+			return old[j][w]
+		}
+		return 0
+	}
+	buf.newDue = grow(buf.newDue, len(rows))
+	buf.changed = grow(buf.changed, words)
+	err = parallel(ctx, len(rows), func(lo, hi int) error {
+		for w := lo / 64; w < (hi+63)/64; w++ {
+			buf.changed[w] = 0
+			for j := range next {
+				next[j][w] = 0
+			}
+		}
+		var in domain.RuleRow
 		for i := lo; i < hi; i++ {
 			r := &rows[i]
+			w, bit := i/64, uint64(1)<<(i%64)
+			buf.newDue[i] = r.due
 			if !r.hasProfile {
-				continue // reevaluate skips a customer without a profile
-			}
-			old := oldBits[i*words : (i+1)*words]
-			for j, set := range sets {
-				if i/64 < len(set) && set[i/64]&(1<<(i%64)) != 0 {
-					old[j/64] |= 1 << (j % 64)
+				// reevaluate skips a customer without a profile.
+				for j := range next {
+					next[j][w] |= oldWord(j, w) & bit
 				}
+				continue
 			}
 			sc := newScore(i)
-			in := domain.RuleRow{Customer: r.customer, Features: &r.features, Score: sc, Now: now, WindowChange: r.window}
+			in = domain.RuleRow{Customer: r.customer, Features: &r.features, Score: sc, Now: now, WindowChange: r.window}
 			_, in.TenureChange = domain.Tenure(r.features.FirstSeen, now)
-			bits := newBits[i*words : (i+1)*words]
-			var next time.Time
+			var due time.Time
 			for j, rule := range plan.rules {
 				if rule == nil {
-					bits[j/64] |= old[j/64] & (1 << (j % 64))
+					next[j][w] |= oldWord(j, w) & bit
 					continue
 				}
 				// The rule's native form where it has one, CEL otherwise.
 				if rule.EvalRow(&in) {
-					bits[j/64] |= 1 << (j % 64)
+					next[j][w] |= bit
 				}
 				if rule.UsesTime() {
-					if nc := rule.NextChangeRow(&in); !nc.IsZero() && (next.IsZero() || nc.Before(next)) {
-						next = nc
+					if nc := rule.NextChangeRow(&in); !nc.IsZero() && (due.IsZero() || nc.Before(due)) {
+						due = nc
 					}
 				}
 			}
-			if !next.IsZero() {
-				newDue[i] = next.UnixNano()
+			buf.newDue[i] = 0
+			if !due.IsZero() {
+				buf.newDue[i] = due.UnixNano()
 			}
-			changed[i] = *sc != r.score || newDue[i] != r.due || !slices.Equal(old, bits)
+			if *sc != r.score || buf.newDue[i] != r.due {
+				buf.changed[w] |= bit
+			}
+		}
+		for w := lo / 64; w < (hi+63)/64; w++ {
+			for j := range next {
+				buf.changed[w] |= next[j][w] ^ oldWord(j, w)
+			}
 		}
 		return nil
 	})
@@ -371,19 +405,30 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 		return err
 	}
 	n := 0
-	for _, c := range changed {
-		if c {
-			n++
-		}
+	for _, w := range buf.changed {
+		n += bits.OnesCount64(w)
 	}
+	// Each change's memberships side by side, segment j at bit j.
+	rowWords := (len(dyn) + 63) / 64
+	side := make([]uint64, 2*n*rowWords)
 	plan.changes = make([]rowChange, 0, n)
-	for i := range rows {
-		if !changed[i] {
-			continue
+	for w, word := range buf.changed {
+		for ; word != 0; word &= word - 1 {
+			i := w*64 + bits.TrailingZeros64(word)
+			r := &rows[i]
+			c := rowChange{id: r.id, row: int32(i), oldScore: r.score, newScore: *newScore(i), oldDue: r.due, newDue: buf.newDue[i]}
+			c.old, c.new, side = side[:rowWords], side[rowWords:2*rowWords], side[2*rowWords:]
+			for j := range next {
+				bit := uint64(1) << (i % 64)
+				if oldWord(j, w)&bit != 0 {
+					c.old[j/64] |= 1 << (j % 64)
+				}
+				if next[j][w]&bit != 0 {
+					c.new[j/64] |= 1 << (j % 64)
+				}
+			}
+			plan.changes = append(plan.changes, c)
 		}
-		r := &rows[i]
-		plan.changes = append(plan.changes, rowChange{id: r.id, row: int32(i), oldScore: r.score, newScore: *newScore(i),
-			old: oldBits[i*words : (i+1)*words], new: newBits[i*words : (i+1)*words], oldDue: r.due, newDue: newDue[i]})
 	}
 	// Rows added since the population was loaded sit at its end.
 	slices.SortFunc(plan.changes, func(a, b rowChange) int { return strings.Compare(a.id, b.id) })

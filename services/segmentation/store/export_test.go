@@ -38,7 +38,7 @@ func (s *Store) PopulationMatchesFile(tenant string) error {
 				dyn = append(dyn, &segs[i])
 			}
 		}
-		if _, err := p.refresh(t, touched, dyn, p.asOf, settings.Currency); err != nil {
+		if _, err := p.refresh(context.Background(), t, touched, dyn, p.asOf, settings.Currency); err != nil {
 			return err
 		}
 		fresh := &population{}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -59,6 +60,19 @@ type population struct {
 	members map[segKey][]uint64
 	// touched are the customers written since the marks were last taken.
 	touched map[string]struct{}
+	// buf is a pass's working memory (popPlan), kept for the next.
+	buf passBuffers
+}
+
+// passBuffers are what popPlan computes, aligned with the rows.
+type passBuffers struct {
+	score             domain.ScoreBuffers
+	scoring, scoreIdx []int32
+	newDue            []int64
+	// next is each dynamic segment's members as evaluated, a bit per row;
+	// changed marks the rows whose outcome differs from what is stored.
+	next    [][]uint64
+	changed []uint64
 }
 
 // popRow is one customer of a population: everything known under its
@@ -229,7 +243,7 @@ func (row *popRow) decode(rawState, rawProfile, rawScore []byte, now time.Time, 
 // and those whose windows have moved are read again (it returns how many),
 // the memberships of segments it has not seen are read from their members,
 // those of segments gone are dropped.
-func (p *population) refresh(t tx, touched map[string]struct{}, dyn []*segmentRecord, now time.Time, currency string) (int, error) {
+func (p *population) refresh(ctx context.Context, t tx, touched map[string]struct{}, dyn []*segmentRecord, now time.Time, currency string) (int, error) {
 	for i := range p.rows {
 		r := &p.rows[i]
 		if !r.window.IsZero() && !now.Before(r.window) {
@@ -249,9 +263,35 @@ func (p *population) refresh(t tx, touched map[string]struct{}, dyn []*segmentRe
 	for _, k := range fresh {
 		p.members[k] = nil
 	}
-	for id := range touched {
-		if err := p.reread(t, id, dyn, now, currency); err != nil {
-			return 0, err
+	// The customers are read and decoded in parallel (a read-only bbolt
+	// transaction may be shared), then put in place one by one.
+	ids := slices.Collect(maps.Keys(touched))
+	got := make([]reread, len(ids))
+	err := parallel(ctx, len(ids), func(lo, hi int) error {
+		for k := lo; k < hi; k++ {
+			if err := got[k].read(t, ids[k], dyn, now, currency); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for k := range got {
+		g := &got[k]
+		i, ok := p.index[g.row.id]
+		if !ok {
+			if !g.row.hasState && !g.row.hasProfile {
+				continue
+			}
+			i = int32(len(p.rows))
+			p.rows = append(p.rows, popRow{})
+			p.index[g.row.id] = i
+		}
+		p.rows[i] = g.row
+		for j, seg := range dyn {
+			p.setMember(keyOf(seg), i, g.in[j])
 		}
 	}
 	for _, k := range fresh {
@@ -267,25 +307,22 @@ func (p *population) refresh(t tx, touched map[string]struct{}, dyn []*segmentRe
 	return len(touched), nil
 }
 
-// reread reads one customer again, adding a row for a new one.
-func (p *population) reread(t tx, id string, dyn []*segmentRecord, now time.Time, currency string) error {
+// reread is one customer read again: its row and its memberships of the
+// dynamic segments.
+type reread struct {
+	row popRow
+	in  []bool
+}
+
+// read reads the customer id as t holds it.
+func (g *reread) read(t tx, id string, dyn []*segmentRecord, now time.Time, currency string) error {
 	key := boltdb.Key(t.tenant, id)
 	rawState, rawProfile := t.b(bucketStates).Get(key), t.b(bucketProfiles).Get(key)
-	i, ok := p.index[id]
-	if !ok {
-		if rawState == nil && rawProfile == nil {
-			return nil
-		}
-		i = int32(len(p.rows))
-		p.rows = append(p.rows, popRow{id: id})
-		p.index[id] = i
-	}
-	row := &p.rows[i]
-	row.hasState, row.hasProfile = rawState != nil, rawProfile != nil
+	row := &g.row
+	row.id, row.hasState, row.hasProfile = id, rawState != nil, rawProfile != nil
 	if err := row.decode(rawState, rawProfile, t.b(bucketScores).Get(key), now, currency); err != nil {
 		return err
 	}
-	row.due = 0
 	if v := t.b(bucketTimerOf).Get(key); len(v) == 8 {
 		row.due = int64(binary.BigEndian.Uint64(v))
 	}
@@ -296,8 +333,17 @@ func (p *population) reread(t tx, id string, dyn []*segmentRecord, now time.Time
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		in[string(k[len(prefix):])] = true
 	}
-	for _, seg := range dyn {
-		p.setMember(keyOf(seg), i, in[seg.ID])
+	g.in = make([]bool, len(dyn))
+	for j, seg := range dyn {
+		g.in[j] = in[seg.ID]
 	}
 	return nil
+}
+
+// grow returns s resized to n, its old contents unspecified.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
