@@ -348,6 +348,13 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 	}
 	buf.newDue = grow(buf.newDue, len(rows))
 	buf.changed = grow(buf.changed, words)
+	rules := make([]string, len(dyn))
+	for j, seg := range dyn {
+		rules[j] = fmt.Sprintf("%s\x00%d\x00%s\x00%t", seg.ID, seg.Created.UnixNano(), seg.Rule, plan.rules[j] != nil)
+	}
+	sameRules := slices.Equal(rules, p.timerRules)
+	p.timerRules = rules
+	nowNano := now.UnixNano()
 	err = parallel(ctx, len(rows), func(lo, hi int) error {
 		for w := lo / 64; w < (hi+63)/64; w++ {
 			buf.changed[w] = 0
@@ -369,7 +376,14 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			}
 			sc := newScore(i)
 			in = domain.RuleRow{Customer: r.customer, Features: &r.features, Score: sc, Now: now, WindowChange: r.window}
-			_, in.TenureChange = domain.Tenure(r.features.FirstSeen, now)
+			// A timer is the earliest instant after now at which a rule
+			// flips, and every such instant is fixed by the row. So a row
+			// the last pass timed, under the same rules and score, whose
+			// timer has not come, has it still.
+			timed := sameRules && r.timed && *sc == r.score && (r.due == 0 || nowNano < r.due)
+			if !timed {
+				_, in.TenureChange = domain.Tenure(r.features.FirstSeen, now)
+			}
 			var due time.Time
 			for j, rule := range plan.rules {
 				if rule == nil {
@@ -380,15 +394,18 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 				if rule.EvalRow(&in) {
 					next[j][w] |= bit
 				}
-				if rule.UsesTime() {
+				if !timed && rule.UsesTime() {
 					if nc := rule.NextChangeRow(&in); !nc.IsZero() && (due.IsZero() || nc.Before(due)) {
 						due = nc
 					}
 				}
 			}
-			buf.newDue[i] = 0
-			if !due.IsZero() {
-				buf.newDue[i] = due.UnixNano()
+			if !timed {
+				buf.newDue[i] = 0
+				if !due.IsZero() {
+					buf.newDue[i] = due.UnixNano()
+				}
+				r.timed = true
 			}
 			if *sc != r.score || buf.newDue[i] != r.due {
 				buf.changed[w] |= bit

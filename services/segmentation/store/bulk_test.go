@@ -457,6 +457,29 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 	if rep.Loaded || rep.Reread != 0 || rep.Entered+rep.Left != 0 || rep.ScoresChanged+rep.TimersChanged != 0 {
 		t.Fatalf("report %+v: want a pass over an unchanged population to read and write nothing", rep)
 	}
+
+	// A time rule defined without an evaluation, as a bulk import does: the
+	// pass must compute every timer again, not keep those of the old rules.
+	hOld5, fOld5 := old.historyCounts()
+	hBulk5, fBulk5 := bulk.historyCounts()
+	soon := store.SegmentInput{ID: "soon", Name: "seventy days", Kind: int32(segmentationv1.SegmentKind_SEGMENT_KIND_DYNAMIC),
+		Rule: `days_since(features.last_purchase) == 70`}
+	if _, _, err := old.st.CreateSegment(ctx, tenant, soon); err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.st.DefineSegments(ctx, tenant, []store.SegmentInput{soon}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err = bulk.st.ReevaluateAll(ctx, tenant, "segment created"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Loaded || rep.TimersChanged == 0 {
+		t.Fatalf("report %+v: want the population kept and timers changed", rep)
+	}
+	compareDumps(t, "a time rule defined", old.dump(hOld5, fOld5), bulk.dump(hBulk5, fBulk5))
 }
 
 func asMessages[T proto.Message](in []T) []proto.Message {

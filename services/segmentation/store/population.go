@@ -60,6 +60,9 @@ type population struct {
 	members map[segKey][]uint64
 	// touched are the customers written since the marks were last taken.
 	touched map[string]struct{}
+	// timerRules are the dynamic segments and rules the timers of the
+	// rows marked timed were computed with.
+	timerRules []string
 	// buf is a pass's working memory (popPlan), kept for the next.
 	buf passBuffers
 }
@@ -88,6 +91,9 @@ type popRow struct {
 	score    domain.Score
 	// due is the stored timer (UnixNano), 0 for none.
 	due int64
+	// timed is set when due is what the population's timerRules give the
+	// row as it is: a pass computed it and nothing was read since.
+	timed bool
 }
 
 // segKey names a segment's membership: a segment deleted and created again
@@ -220,6 +226,7 @@ func (row *popRow) decode(rawState, rawProfile, rawScore []byte, now time.Time, 
 	}
 	row.features = st.Features(now, currency)
 	row.window = st.NextWindowChange(now)
+	row.timed = false
 	row.customer = nil
 	if rawProfile != nil {
 		c := &profilev1.Customer{}
