@@ -84,6 +84,15 @@ func (in *RuleRow) frame() *ruleFrame {
 	return &in.fr
 }
 
+// RuleItems is the size of the customer's largest list or map, which rules
+// refuse above a limit. A caller that keeps customers to evaluate them
+// again and again can keep it too, and give it to each row (SetItems).
+func RuleItems(c *profilev1.Customer) int { return ruleInputItems(c) }
+
+// SetItems gives the row the customer's RuleItems, which it would
+// otherwise count on its first evaluation.
+func (in *RuleRow) SetItems(n int) { in.items, in.itemsKnown = n, true }
+
 // tooManyItems reports whether the customer has a list or map larger than
 // rules are evaluated over (checkRuleInput), counting once per row.
 func (in *RuleRow) tooManyItems() bool {

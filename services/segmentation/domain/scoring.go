@@ -392,17 +392,19 @@ func (b *ScoreBuffers) ScoreEach(n int, row func(i int) (id string, f *Features,
 	ties := splitTies(c, &cuts, row)
 	tb := newTierBounds(&cuts, nr)
 
-	for j, i := range c.idx {
-		s := &scores[i]
-		s.R = quintile(c.r[j], &rT)
-		s.F = quintile(c.f[j], &fT)
-		s.M = quintile(c.m[j], &mT)
-		s.Group = Group(s.R, s.F, s.M)
-		v := c.c[j]
-		s.Contribution = v
-		s.Tier = tb.tier(v)
-		s.Quadrant = quadrantOf(v >= pop.ValueThreshold, float64(c.l[j]) >= pop.LoyaltyThreshold)
-	}
+	eachRange(nr, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			s := &scores[c.idx[j]]
+			s.R = quintile(c.r[j], &rT)
+			s.F = quintile(c.f[j], &fT)
+			s.M = quintile(c.m[j], &mT)
+			s.Group = Group(s.R, s.F, s.M)
+			v := c.c[j]
+			s.Contribution = v
+			s.Tier = tb.tier(v)
+			s.Quadrant = quadrantOf(v >= pop.ValueThreshold, float64(c.l[j]) >= pop.LoyaltyThreshold)
+		}
+	})
 	// The customers at a contribution a cut splits: their place in the run
 	// decides.
 	for q, j := range ties.j {

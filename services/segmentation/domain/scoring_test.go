@@ -844,6 +844,25 @@ func BenchmarkScorePopulation1M(b *testing.B) {
 	}
 }
 
+// BenchmarkScoreBuffers1M is a full re-evaluation's scoring: the same
+// population again and again through one ScoreBuffers.
+func BenchmarkScoreBuffers1M(b *testing.B) {
+	rows := benchPopulation()
+	st := Settings{Currency: "CNY"}
+	row := func(i int) (string, *Features, *CustomerValue) {
+		return rows[i].CustomerID, &rows[i].Features, rows[i].Value
+	}
+	var buf ScoreBuffers
+	buf.ScoreEach(len(rows), row, st)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if buf.ScoreEach(len(rows), row, st).Ranked == 0 {
+			b.Fatal("nobody ranked")
+		}
+	}
+}
+
 func BenchmarkScoreReports1M(b *testing.B) {
 	rows := benchPopulation()
 	pop := ScorePopulation(rows, Settings{})
@@ -996,6 +1015,8 @@ func TestScoreMatchesSortedReference(t *testing.T) {
 		switch {
 		case run < len(sizes)*20:
 			n = sizes[run%len(sizes)]
+		case run == len(sizes)*20 && !testing.Short():
+			n = 3 * parallelMin // the columns selected and scored concurrently
 		case run%10 == 0:
 			n = 500 + rng.Intn(2501)
 		default:

@@ -2,7 +2,9 @@ package domain
 
 import (
 	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Selection: order statistics without sorting. Scoring needs a handful of
@@ -152,6 +154,7 @@ func orderStats(jobs []statJob, scratch []int64) []int64 {
 		jobs []*statJob
 	}
 	var groups []*group
+	var offset []int
 	size := 0
 	for i := range jobs {
 		j := &jobs[i]
@@ -162,14 +165,17 @@ func orderStats(jobs []statJob, scratch []int64) []int64 {
 		if g < 0 {
 			g = len(groups)
 			groups = append(groups, &group{col: j.col})
-			size = max(size, len(j.col))
+			offset = append(offset, size)
+			size += len(j.col)
 		}
 		groups[g].ks = append(groups[g].ks, j.ks...)
 		groups[g].jobs = append(groups[g].jobs, j)
 	}
 	scratch = grow(scratch, size)
-	for _, g := range groups {
-		a := scratch[:len(g.col)]
+	// The columns are selected at once, each in its own part of scratch.
+	eachPart(len(groups), size, func(gi int) {
+		g := groups[gi]
+		a := scratch[offset[gi] : offset[gi]+len(g.col)]
 		copy(a, g.col)
 		slices.Sort(g.ks)
 		selectInt64(a, g.ks)
@@ -178,8 +184,38 @@ func orderStats(jobs []statJob, scratch []int64) []int64 {
 				j.out[q] = a[k]
 			}
 		}
-	}
+	})
 	return scratch
+}
+
+// parallelMin is the work (elements) below which eachPart and eachRange
+// stay on the calling goroutine.
+const parallelMin = 1 << 16
+
+// eachPart calls f(i) for every i in [0, n), concurrently when the parts
+// hold work elements in all and that is worth it.
+func eachPart(n, work int, f func(i int)) {
+	if n < 2 || work < parallelMin || runtime.GOMAXPROCS(0) < 2 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { f(i) })
+	}
+	wg.Wait()
+}
+
+// eachRange calls f on consecutive ranges covering [0, n), one per
+// processor, concurrently when n is worth it.
+func eachRange(n int, f func(lo, hi int)) {
+	parts := 1
+	if n >= parallelMin {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	eachPart(parts, n, func(i int) { f(n*i/parts, n*(i+1)/parts) })
 }
 
 // selectFunc is selectInt64 for any element type under a comparison (a

@@ -376,6 +376,7 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			}
 			sc := newScore(i)
 			in = domain.RuleRow{Customer: r.customer, Features: &r.features, Score: sc, Now: now, WindowChange: r.window}
+			in.SetItems(int(r.items))
 			// A timer is the earliest instant after now at which a rule
 			// flips, and every such instant is fixed by the row. So a row
 			// the last pass timed, under the same rules and score, whose

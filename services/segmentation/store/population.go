@@ -84,6 +84,8 @@ type popRow struct {
 	id                   string
 	hasState, hasProfile bool
 	customer             *profilev1.Customer
+	// items is the customer's domain.RuleItems.
+	items int32
 	// features were derived at some instant before asOf; window is when a
 	// windowed feature next changes (zero: never).
 	features domain.Features
@@ -235,6 +237,7 @@ func (row *popRow) decode(rawState, rawProfile, rawScore []byte, now time.Time, 
 		}
 		row.customer = c
 	}
+	row.items = int32(domain.RuleItems(row.customer))
 	row.score = domain.Score{}
 	if rawScore != nil {
 		sc, err := decode[domain.Score](rawScore)
