@@ -1,8 +1,10 @@
 package domain
 
 import (
+	"cmp"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -1303,13 +1305,24 @@ func (c *ruleNativeCompiler) call(e ast.Expr) (int32, error) {
 		if fn == operators.LogicalOr {
 			op = ruleOpOr
 		}
-		var kids []int32
+		type kid struct{ n, cost int32 }
+		var ks []kid
 		for _, x := range flattenLogic(e, fn) {
+			before := int32(len(c.p.nodes))
 			n, err := c.exprOf(x, ruleKindBool)
 			if err != nil {
 				return 0, err
 			}
-			kids = append(kids, n)
+			ks = append(ks, kid{n, c.p.cost(n, before)})
+		}
+		// CEL's && and || are commutative, errors included (false && error
+		// is false, whichever comes first), so the operands run cheapest
+		// first: the customer's message, a pointer or two away from its
+		// features, is read only when the features leave the result open.
+		slices.SortStableFunc(ks, func(a, b kid) int { return cmp.Compare(a.cost, b.cost) })
+		kids := make([]int32, len(ks))
+		for i, k := range ks {
+			kids[i] = k.n
 		}
 		return c.add(ruleNode{op: op, kind: ruleKindBool, kids: kids})
 	}
@@ -1653,6 +1666,30 @@ const (
 )
 
 func (f ruleField) ofCustomer() bool { return f >= ruleFieldCustomerID }
+
+// cost ranks evaluating node n, compiled into the nodes from before on: 0
+// when it reads features and scores only, 1 when it reads the customer, 2
+// when it iterates.
+func (p *ruleProgram) cost(n, before int32) int32 {
+	worst := int32(0)
+	for i := range p.nodes[before:] {
+		worst = max(worst, p.nodes[before+int32(i)].cost())
+	}
+	return max(worst, p.nodes[n].cost())
+}
+
+// cost is the node's own part of ruleProgram.cost.
+func (nd *ruleNode) cost() int32 {
+	switch nd.op {
+	case ruleOpExists, ruleOpAll, ruleOpExistsOne:
+		return 2
+	case ruleOpField, ruleOpHas, ruleOpCmpIntField, ruleOpCmpNumField, ruleOpCmpStringField, ruleOpCmpDaysField:
+		if nd.field.ofCustomer() {
+			return 1
+		}
+	}
+	return 0
+}
 
 // ruleFieldPaths maps the paths a rule may read natively to their fields.
 var ruleFieldPaths = map[string]ruleField{
