@@ -157,6 +157,10 @@ type FullReevaluation struct {
 	// cannot follow); otherwise Reread customers were read again.
 	Loaded bool
 	Reread int
+	// Redone are the customers written by others between the pass's
+	// snapshot and its write, evaluated again through the per-customer path
+	// instead of given the pass's outcome (see writePlan).
+	Redone int
 	// Read is reading and decoding what the pass needs (the whole tenant,
 	// or the customers written since the last pass); Score is the
 	// population scoring; Evaluate the rules and their next changes; Write
@@ -202,10 +206,9 @@ type evalPlan struct {
 // population (population.go), on GOMAXPROCS workers, and writes only what
 // changed, in customer order, in chunks of bulkChunk customers, one
 // transaction each, so it does not hold the writer for the whole tenant.
-// It assumes no other writer changes the tenant meanwhile (a bulk import, a
-// benchmark, a maintenance run): an event applied between the snapshot and
-// a chunk's write would be overwritten by the snapshot's outcome until the
-// customer's next event.
+// Other writers go on meanwhile: what they write between the snapshot and
+// a chunk's write is not overwritten by the snapshot's outcome (writePlan),
+// except on the value-model path, which keeps no population to mark it.
 func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*FullReevaluation, error) {
 	s.bulkMu.Lock()
 	defer s.bulkMu.Unlock()
@@ -265,6 +268,9 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 		return popPlan(ctx, p, settings, &plan, dyn, now, rep)
 	})
 	if err == nil {
+		if s.beforeBulkWrite != nil {
+			s.beforeBulkWrite(plan.changes)
+		}
 		mark := time.Now()
 		err = s.writePlan(ctx, tenant, now, reason, &plan, p, rep)
 		rep.Write = time.Since(mark)
@@ -569,29 +575,61 @@ func (s *Store) scanPlan(ctx context.Context, t tx, settings domain.Settings, mo
 // transaction, through the per-customer path's own setMembership and
 // schedule, and the score time with the last chunk. With a population, each
 // chunk's outcome is recorded in it once committed.
+//
+// Other writers may commit between the snapshot the plan was made from and
+// a chunk's transaction. So each chunk works on the segment records as they
+// are in its transaction, and writes nothing for a segment deleted, created
+// again or given another rule since. With a population, a customer written
+// since the snapshot gets no outcome of the plan: the chunk evaluates it
+// again through the per-customer path, and the next pass reads it again
+// (it stays marked). Without one (a value model) such a write can be
+// overwritten by the snapshot's outcome until the customer's next event.
 func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, reason string, plan *evalPlan, p *population, rep *FullReevaluation) error {
-	segs := plan.segs
 	var keys []segKey
-	if p != nil {
-		for _, si := range plan.dyn {
-			keys = append(keys, keyOf(&segs[si]))
-		}
+	for _, si := range plan.dyn {
+		keys = append(keys, keyOf(&plan.segs[si]))
 	}
 	for lo := 0; ; lo += bulkChunk {
 		hi := min(lo+bulkChunk, len(plan.changes))
 		chunk := plan.changes[lo:hi]
 		var entered, left int64
-		var timers, scores int
-		var chunkSegs []segmentRecord
+		var timers, scores, redone int
+		// cur[j] is dynamic segment j as the chunk found it, -1 when it
+		// changed since the snapshot; again[i] marks the chunk's customers
+		// evaluated again.
+		cur := make([]int, len(plan.dyn))
+		again := make([]bool, len(chunk))
 		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
-			entered, left, timers, scores = 0, 0, 0, 0
-			chunkSegs = slices.Clone(segs)
-			before := sizes(chunkSegs)
+			entered, left, timers, scores, redone = 0, 0, 0, 0, 0
+			clear(again)
 			t := tx{Tx: btx, tenant: tenant, quiet: p != nil}
+			segs, err := t.segments()
+			if err != nil {
+				return err
+			}
+			for j, si := range plan.dyn {
+				was := &plan.segs[si]
+				cur[j] = slices.IndexFunc(segs, func(seg segmentRecord) bool {
+					return seg.ID == was.ID && seg.Created.Equal(was.Created) && seg.Kind == was.Kind && seg.Rule == was.Rule
+				})
+			}
+			before := sizes(segs)
+			written := func(string) bool { return false }
+			if p != nil {
+				written = s.writtenSince(t, p)
+			}
 			// The feed only ever appends: full pages are the right split.
 			btx.Bucket(feed.LogBucket).FillPercent = 1.0
 			for i := range chunk {
 				c := &chunk[i]
+				if written(c.id) {
+					if err := s.reevaluate(ctx, t, segs, c.id, now, reason); err != nil {
+						return err
+					}
+					again[i] = true
+					redone++
+					continue
+				}
 				if c.newScore != c.oldScore {
 					if err := put(t.b(bucketScores), boltdb.Key(tenant, c.id), c.newScore); err != nil {
 						return err
@@ -601,13 +639,13 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 					}
 					scores++
 				}
-				for j, si := range plan.dyn {
+				for j := range plan.dyn {
 					w, m := j/64, uint64(1)<<(j%64)
 					in := c.new[w]&m != 0
-					if in == (c.old[w]&m != 0) {
+					if cur[j] < 0 || in == (c.old[w]&m != 0) {
 						continue
 					}
-					if err := s.setMembership(ctx, t, &chunkSegs[si], c.id, in, now, reason); err != nil {
+					if err := s.setMembership(ctx, t, &segs[cur[j]], c.id, in, now, reason); err != nil {
 						return err
 					}
 					if in {
@@ -627,7 +665,7 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 					timers++
 				}
 			}
-			if err := t.putSegments(chunkSegs, before); err != nil {
+			if err := t.putSegments(segs, before); err != nil {
 				return err
 			}
 			if hi == len(plan.changes) {
@@ -638,20 +676,22 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 		if err != nil {
 			return err
 		}
-		segs = chunkSegs
 		rep.Entered += entered
 		rep.Left += left
 		rep.TimersChanged += timers
 		rep.ScoresChanged += scores
+		rep.Redone += redone
 		for i := range chunk {
 			c := &chunk[i]
-			if p == nil {
+			if p == nil || again[i] {
 				continue
 			}
 			r := &p.rows[c.row]
 			r.score, r.due = c.newScore, c.newDue
 			for j, k := range keys {
-				p.setMember(k, c.row, c.new[j/64]&(1<<(j%64)) != 0)
+				if cur[j] >= 0 {
+					p.setMember(k, c.row, c.new[j/64]&(1<<(j%64)) != 0)
+				}
 			}
 		}
 		if hi == len(plan.changes) {

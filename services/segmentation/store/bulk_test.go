@@ -3,10 +3,12 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	typev1 "rapport.dev/gen/go/rapport/type/v1"
 	"rapport.dev/platform/boltdb"
 	"rapport.dev/platform/clock"
+	"rapport.dev/platform/fault"
 	"rapport.dev/platform/feed"
 	"rapport.dev/services/segmentation/store"
 )
@@ -488,4 +491,96 @@ func asMessages[T proto.Message](in []T) []proto.Message {
 		out[i] = m
 	}
 	return out
+}
+
+// TestReevaluateAllWithConcurrentWriters writes between ReevaluateAll's
+// snapshot and its write: purchases of customers the pass changes, through
+// the feed, and a segment deleted. Nothing the pass writes may undo them:
+// a per-customer re-evaluation of everyone right after the pass finds
+// nothing to change, the deleted segment stays deleted, and every
+// segment's size is its count of members.
+func TestReevaluateAllWithConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	const tenant = "acme"
+	customers, events := bulkPopulation(600, 5)
+	e := newBulkEnv(t)
+	if err := e.st.BulkLoad(ctx, tenant, customers, events); err != nil {
+		t.Fatal(err)
+	}
+	var defs []store.SegmentInput
+	for i, r := range bulkRules {
+		defs = append(defs, store.SegmentInput{ID: fmt.Sprintf("s%02d", i), Name: fmt.Sprint("rule ", i),
+			Kind: int32(segmentationv1.SegmentKind_SEGMENT_KIND_DYNAMIC), Rule: r})
+	}
+	if err := e.st.DefineSegments(ctx, tenant, defs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.ReevaluateAll(ctx, tenant, "segment created"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Forty days on, the pass changes many customers; before it writes,
+	// five of them buy again and a segment is deleted.
+	e.clk.Advance(40 * 24 * time.Hour)
+	var bought []string
+	e.st.BeforeBulkWrite(func(changed []string) {
+		if len(changed) < 5 {
+			t.Fatalf("the pass changes %d customers, want at least 5", len(changed))
+		}
+		bought = changed[:5]
+		for k, id := range bought {
+			order := fmt.Sprintf("%s-late%d", id, k)
+			e.feedApply(tenant, "event.recorded", &profilev1.Event{EventId: order, CustomerId: id,
+				OccurTime: timestamppb.New(e.clk.Now().Add(-time.Hour)),
+				Kind:      &profilev1.Event_Purchase{Purchase: &profilev1.Purchase{OrderId: order, Amount: &typev1.Money{AmountMinor: 30000, Currency: "EUR"}}}})
+		}
+		if err := e.st.DeleteSegment(ctx, tenant, "s03"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	rep, err := e.st.ReevaluateAll(ctx, tenant, "re-evaluated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st.BeforeBulkWrite(nil)
+	// The buyers at least; the deleted segment's members were written too.
+	if rep.Redone < len(bought) {
+		t.Errorf("report %+v: want the %d customers who bought during the pass evaluated again", rep, len(bought))
+	}
+	if _, err := e.st.GetSegment(ctx, tenant, "s03"); !errors.Is(err, fault.ErrNotFound) {
+		t.Errorf("the segment deleted during the pass: %v, want not found", err)
+	}
+	before := e.dump(nil, 0)
+	if _, _, _, err := e.st.Reevaluate(ctx, tenant, "s00"); err != nil {
+		t.Fatal(err)
+	}
+	compareDumps(t, "a per-customer re-evaluation after the pass", before, e.dump(nil, 0))
+	sizes := map[string]int64{}
+	if err := e.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("members")).ForEach(func(k, _ []byte) error {
+			sizes[strings.Split(string(k), "\x00")[1]]++
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	segs, _, err := e.st.ListSegments(ctx, tenant, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seg := range segs {
+		if seg.Size != sizes[seg.ID] {
+			t.Errorf("segment %s: size %d, %d members", seg.ID, seg.Size, sizes[seg.ID])
+		}
+	}
+	// The next pass reads the five again.
+	if rep, err = e.st.ReevaluateAll(ctx, tenant, "re-evaluated"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.PopulationMatchesFile(tenant); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Loaded || rep.Reread < len(bought) {
+		t.Errorf("report %+v: want the buyers read again", rep)
+	}
 }

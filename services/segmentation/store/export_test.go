@@ -89,3 +89,19 @@ func (p *population) member(k segKey, i int32) bool {
 	w := int(i / 64)
 	return w < len(bits) && bits[w]&(1<<(i%64)) != 0
 }
+
+// BeforeBulkWrite makes f run between ReevaluateAll's plan and its write,
+// with the ids of the customers the plan changes.
+func (s *Store) BeforeBulkWrite(f func(changed []string)) {
+	if f == nil {
+		s.beforeBulkWrite = nil
+		return
+	}
+	s.beforeBulkWrite = func(cs []rowChange) {
+		ids := make([]string, len(cs))
+		for i := range cs {
+			ids[i] = cs[i].id
+		}
+		f(ids)
+	}
+}

@@ -133,6 +133,17 @@ func (s *Store) touch(t tx, customer string) {
 		return
 	}
 	tenant := t.tenant
+	// A ReevaluateAll chunk later in the same group commit must see the
+	// write before it is committed (writtenSince).
+	if sc, ok := s.db.ScratchOf(t.Tx); ok {
+		set, _ := sc.Get(touchedKey(tenant))
+		m, _ := set.(map[string]struct{})
+		if m == nil {
+			m = map[string]struct{}{}
+			sc.Set(touchedKey(tenant), m)
+		}
+		m[customer] = struct{}{}
+	}
 	t.OnCommit(func() {
 		s.popMu.Lock()
 		if p := s.pops[tenant]; p != nil {
@@ -140,6 +151,30 @@ func (s *Store) touch(t tx, customer string) {
 		}
 		s.popMu.Unlock()
 	})
+}
+
+// touchedKey keys, in a transaction's scratch, the customers of a tenant
+// written in it so far.
+type touchedKey string
+
+// writtenSince returns whether a customer of the tenant was written since
+// p's pass took its snapshot: by a commit since (marked in p), or earlier
+// in t's group commit.
+func (s *Store) writtenSince(t tx, p *population) func(customer string) bool {
+	var inTx map[string]struct{}
+	if sc, ok := s.db.ScratchOf(t.Tx); ok {
+		v, _ := sc.Get(touchedKey(t.tenant))
+		inTx, _ = v.(map[string]struct{})
+	}
+	return func(customer string) bool {
+		if _, ok := inTx[customer]; ok {
+			return true
+		}
+		s.popMu.Lock()
+		defer s.popMu.Unlock()
+		_, ok := p.touched[customer]
+		return ok
+	}
 }
 
 // dropPopulation forgets the tenant's population: the next ReevaluateAll

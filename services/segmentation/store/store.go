@@ -60,6 +60,9 @@ type Store struct {
 	popMu    sync.Mutex
 	pops     map[string]*population
 	popCount atomic.Int32
+	// beforeBulkWrite, set by tests, runs between ReevaluateAll's plan and
+	// its write.
+	beforeBulkWrite func([]rowChange)
 }
 
 // New returns a store over an open segmentation.db and its feed.
