@@ -157,6 +157,9 @@ type FullReevaluation struct {
 	// cannot follow); otherwise Reread customers were read again.
 	Loaded bool
 	Reread int
+	// BySegment counts, per dynamic segment id, the customers the pass's
+	// writes made enter and leave it.
+	BySegment map[string]SegmentChange
 	// Redone are the customers written by others between the pass's
 	// snapshot and its write, evaluated again through the per-customer path
 	// instead of given the pass's outcome (see writePlan).
@@ -167,6 +170,9 @@ type FullReevaluation struct {
 	// the chunked transactions.
 	Read, Score, Evaluate, Write time.Duration
 }
+
+// SegmentChange is how many customers entered and left a segment.
+type SegmentChange struct{ Entered, Left int64 }
 
 // bulkChunk is the customers per write transaction: large enough that the
 // fsync per commit does not count, small enough that the transaction's
@@ -599,9 +605,11 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 		// evaluated again.
 		cur := make([]int, len(plan.dyn))
 		again := make([]bool, len(chunk))
+		moved := make([]SegmentChange, len(plan.dyn))
 		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
 			entered, left, timers, scores, redone = 0, 0, 0, 0, 0
 			clear(again)
+			clear(moved)
 			t := tx{Tx: btx, tenant: tenant, quiet: p != nil}
 			segs, err := t.segments()
 			if err != nil {
@@ -650,8 +658,10 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 					}
 					if in {
 						entered++
+						moved[j].Entered++
 					} else {
 						left++
+						moved[j].Left++
 					}
 				}
 				if c.newDue != c.oldDue {
@@ -681,6 +691,16 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 		rep.TimersChanged += timers
 		rep.ScoresChanged += scores
 		rep.Redone += redone
+		if rep.BySegment == nil {
+			rep.BySegment = map[string]SegmentChange{}
+		}
+		for j, m := range moved {
+			id := plan.segs[plan.dyn[j]].ID
+			c := rep.BySegment[id]
+			c.Entered += m.Entered
+			c.Left += m.Left
+			rep.BySegment[id] = c
+		}
 		for i := range chunk {
 			c := &chunk[i]
 			if p == nil || again[i] {

@@ -342,7 +342,7 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 	if _, err := old.st.Rescore(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
+	if _, _, _, err := old.st.ReevaluateInOne(ctx, tenant, "s00"); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = bulk.st.ReevaluateAll(ctx, tenant, "re-evaluated")
@@ -408,7 +408,7 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
+	if _, _, _, err := old.st.ReevaluateInOne(ctx, tenant, "s00"); err != nil {
 		t.Fatal(err)
 	}
 	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
@@ -438,7 +438,7 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
+	if _, _, _, err := old.st.ReevaluateInOne(ctx, tenant, "s00"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err = bulk.st.ReevaluateAll(ctx, tenant, "re-evaluated"); err != nil {
@@ -551,7 +551,7 @@ func TestReevaluateAllWithConcurrentWriters(t *testing.T) {
 		t.Errorf("the segment deleted during the pass: %v, want not found", err)
 	}
 	before := e.dump(nil, 0)
-	if _, _, _, err := e.st.Reevaluate(ctx, tenant, "s00"); err != nil {
+	if _, _, _, err := e.st.ReevaluateInOne(ctx, tenant, "s00"); err != nil {
 		t.Fatal(err)
 	}
 	compareDumps(t, "a per-customer re-evaluation after the pass", before, e.dump(nil, 0))

@@ -105,3 +105,9 @@ func (s *Store) BeforeBulkWrite(f func(changed []string)) {
 		f(ids)
 	}
 }
+
+// ReevaluateInOne is the per-customer full re-evaluation Reevaluate runs
+// for a tenant with a value model: the reference ReevaluateAll is held to.
+func (s *Store) ReevaluateInOne(ctx context.Context, tenant, id string) (size, entered, left int64, err error) {
+	return s.reevaluateInOne(ctx, tenant, id)
+}

@@ -82,9 +82,54 @@ func (s *Store) CustomerScores(ctx context.Context, tenant, customer string) (*C
 	return &out, err
 }
 
-// Reevaluate recomputes one dynamic segment over every customer and reports
-// the size and how many entered and left.
+// Reevaluate re-evaluates the tenant's dynamic segments over every
+// customer, as when a rule was created or changed, and reports the size of
+// segment id and how many customers entered and left it. It is the full
+// re-evaluation, ReevaluateAll, which rescores the population too. A
+// tenant with a value model, whose full re-evaluation keeps no population
+// and so cannot tell what other writers wrote meanwhile, is re-evaluated
+// customer by customer in one transaction (reevaluateInOne).
 func (s *Store) Reevaluate(ctx context.Context, tenant, id string) (size, entered, left int64, err error) {
+	var static, model bool
+	err = s.db.View(func(btx *bolt.Tx) error {
+		t := tx{Tx: btx, tenant: tenant}
+		seg, err := t.segment(id)
+		if err != nil {
+			return err
+		}
+		if seg.Kind != kindDynamic {
+			size, static = seg.Size, true
+			return nil
+		}
+		settings, err := t.settings()
+		if err != nil {
+			return err
+		}
+		m, err := t.currentModel(settings)
+		model = m != nil
+		return err
+	})
+	if err != nil || static {
+		return size, 0, 0, err
+	}
+	if model {
+		return s.reevaluateInOne(ctx, tenant, id)
+	}
+	rep, err := s.ReevaluateAll(ctx, tenant, "re-evaluated")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	seg, err := s.GetSegment(ctx, tenant, id)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	c := rep.BySegment[id]
+	return seg.Size, c.Entered, c.Left, nil
+}
+
+// reevaluateInOne is Reevaluate through the per-customer path, in one
+// transaction.
+func (s *Store) reevaluateInOne(ctx context.Context, tenant, id string) (size, entered, left int64, err error) {
 	now := s.clock.Now().UTC()
 	err = s.db.Update(ctx, func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}

@@ -88,8 +88,10 @@ type SegmentationServiceClient interface {
 	// clause of the rule with the values it used and when it was evaluated,
 	// and the history of entering and leaving.
 	ExplainMembership(ctx context.Context, in *ExplainMembershipRequest, opts ...grpc.CallOption) (*ExplainMembershipResponse, error)
-	// ReevaluateSegment recomputes a dynamic segment over every customer.
-	// Membership is kept current without it; it exists for operators.
+	// ReevaluateSegment runs the tenant's full re-evaluation: the scores, and
+	// every dynamic segment over every customer. It reports this segment's
+	// size and how many entered and left it. Membership is kept current
+	// without it; it exists for operators.
 	ReevaluateSegment(ctx context.Context, in *ReevaluateSegmentRequest, opts ...grpc.CallOption) (*ReevaluateSegmentResponse, error)
 	// GetSegmentSizes returns a segment's size over time.
 	GetSegmentSizes(ctx context.Context, in *GetSegmentSizesRequest, opts ...grpc.CallOption) (*GetSegmentSizesResponse, error)
@@ -423,8 +425,10 @@ type SegmentationServiceServer interface {
 	// clause of the rule with the values it used and when it was evaluated,
 	// and the history of entering and leaving.
 	ExplainMembership(context.Context, *ExplainMembershipRequest) (*ExplainMembershipResponse, error)
-	// ReevaluateSegment recomputes a dynamic segment over every customer.
-	// Membership is kept current without it; it exists for operators.
+	// ReevaluateSegment runs the tenant's full re-evaluation: the scores, and
+	// every dynamic segment over every customer. It reports this segment's
+	// size and how many entered and left it. Membership is kept current
+	// without it; it exists for operators.
 	ReevaluateSegment(context.Context, *ReevaluateSegmentRequest) (*ReevaluateSegmentResponse, error)
 	// GetSegmentSizes returns a segment's size over time.
 	GetSegmentSizes(context.Context, *GetSegmentSizesRequest) (*GetSegmentSizesResponse, error)
