@@ -48,6 +48,10 @@ type Config struct {
 	// RescoreInterval is how often population scores are recomputed for
 	// tenants that changed; 0 means 2 s.
 	RescoreInterval time.Duration
+	// PopulationSweep is how often the tenants' populations in memory that
+	// no full re-evaluation used since the last sweep are dropped
+	// (store.EvictIdlePopulations); 0 means 15 min.
+	PopulationSweep time.Duration
 	// ShutdownGrace bounds the graceful stop of in-flight RPCs.
 	ShutdownGrace time.Duration
 	// DialExtra is appended to the profile dial options (bufconn in tests).
@@ -68,6 +72,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RescoreInterval == 0 {
 		c.RescoreInterval = 2 * time.Second
+	}
+	if c.PopulationSweep == 0 {
+		c.PopulationSweep = 15 * time.Minute
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -239,6 +246,7 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 			})
 		},
 		s.rescore,
+		s.sweepPopulations,
 		s.fitValueModels,
 	} {
 		wg.Add(1)
@@ -275,6 +283,23 @@ func (s *Service) rescore(ctx context.Context) {
 			if _, err := s.store.Rescore(ctx, tenant); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "rescoring failed", "tenant", tenant, "error", err)
 			}
+		}
+	}
+}
+
+// sweepPopulations drops the populations in memory that no full
+// re-evaluation used for a sweep, on a real ticker: it is about memory.
+func (s *Service) sweepPopulations(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PopulationSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := s.store.EvictIdlePopulations(); n > 0 {
+			s.log.InfoContext(ctx, "dropped idle populations", "tenants", n)
 		}
 	}
 }

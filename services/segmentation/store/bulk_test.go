@@ -584,3 +584,42 @@ func TestReevaluateAllWithConcurrentWriters(t *testing.T) {
 		t.Errorf("report %+v: want the buyers read again", rep)
 	}
 }
+
+// TestIdlePopulationsAreEvicted: a population survives a sweep when a pass
+// used it since the last one, and is dropped after a whole sweep without
+// one; the next pass loads it again.
+func TestIdlePopulationsAreEvicted(t *testing.T) {
+	ctx := context.Background()
+	const tenant = "acme"
+	customers, events := bulkPopulation(200, 6)
+	e := newBulkEnv(t)
+	if err := e.st.BulkLoad(ctx, tenant, customers, events); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.DefineSegments(ctx, tenant, []store.SegmentInput{{ID: "s", Name: "buyers",
+		Kind: int32(segmentationv1.SegmentKind_SEGMENT_KIND_DYNAMIC), Rule: bulkRules[0]}}); err != nil {
+		t.Fatal(err)
+	}
+	pass := func() *store.FullReevaluation {
+		t.Helper()
+		rep, err := e.st.ReevaluateAll(ctx, tenant, "re-evaluated")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if !pass().Loaded {
+		t.Fatal("the first pass did not load the population")
+	}
+	for sweep, want := range []int{0, 0, 1} {
+		if sweep == 1 && pass().Loaded {
+			t.Fatal("a pass between sweeps loaded the population again")
+		}
+		if got := e.st.EvictIdlePopulations(); got != want {
+			t.Fatalf("sweep %d evicted %d populations, want %d", sweep, got, want)
+		}
+	}
+	if !pass().Loaded {
+		t.Fatal("the pass after the eviction did not load the population again")
+	}
+}

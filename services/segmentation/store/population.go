@@ -43,7 +43,8 @@ import (
 //     from its members alone.
 //
 // ReevaluateAll's own writes update the population directly and do not
-// mark. TestReevaluateAllMatchesThePerCustomerPath runs a population
+// mark. A population no pass used for a while is dropped
+// (EvictIdlePopulations). TestReevaluateAllMatchesThePerCustomerPath runs a population
 // through events, merges, profile changes, segment changes and time, and
 // compares every stored record with the per-customer path's.
 
@@ -65,6 +66,8 @@ type population struct {
 	timerRules []string
 	// buf is a pass's working memory (popPlan), kept for the next.
 	buf passBuffers
+	// used is set by every pass and cleared by EvictIdlePopulations.
+	used bool
 }
 
 // passBuffers are what popPlan computes, aligned with the rows.
@@ -202,7 +205,32 @@ func (s *Store) takePopulation(tenant string) (p *population, touched map[string
 	}
 	touched = p.touched
 	p.touched = map[string]struct{}{}
+	p.used = true
 	return p, touched, fresh
+}
+
+// EvictIdlePopulations forgets the populations no ReevaluateAll used since
+// the last call, and returns how many. A population holds some 3 GiB per
+// million customers; called every quarter of an hour, it keeps those of
+// the tenants re-evaluated within the last half hour. A tenant's next pass
+// after an eviction loads its population again.
+func (s *Store) EvictIdlePopulations() int {
+	// Not while a pass runs: it counts on its population being marked.
+	s.bulkMu.Lock()
+	defer s.bulkMu.Unlock()
+	s.popMu.Lock()
+	defer s.popMu.Unlock()
+	n := 0
+	for tenant, p := range s.pops {
+		if !p.used {
+			delete(s.pops, tenant)
+			s.popCount.Add(-1)
+			n++
+			continue
+		}
+		p.used = false
+	}
+	return n
 }
 
 // load reads the tenant's customers (the union of the states and profiles
