@@ -245,6 +245,12 @@ func (s *Service) Serve(ctx context.Context, lis net.Listener) error {
 				return next, err
 			})
 		},
+		func(ctx context.Context) {
+			// Segments whose members a crash left uncomputed.
+			if err := s.store.ResumePending(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "finishing pending segments failed", "error", err)
+			}
+		},
 		s.rescore,
 		s.sweepPopulations,
 		s.fitValueModels,

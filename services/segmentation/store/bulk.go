@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"runtime"
@@ -201,6 +202,9 @@ type evalPlan struct {
 	dyn     []int
 	rules   []*domain.Rule
 	changes []rowChange
+	// rescore is set when the pass ranks the population again; otherwise
+	// every customer keeps its stored score (reevaluateAll).
+	rescore bool
 }
 
 // ReevaluateAll recomputes the tenant's population scores and every dynamic
@@ -216,6 +220,14 @@ type evalPlan struct {
 // a chunk's write is not overwritten by the snapshot's outcome (writePlan),
 // except on the value-model path, which keeps no population to mark it.
 func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*FullReevaluation, error) {
+	return s.reevaluateAll(ctx, tenant, reason, true)
+}
+
+// reevaluateAll is ReevaluateAll; without rescore every customer keeps its
+// stored score, as the per-customer path evaluates rules with it
+// (CreateSegment, UpdateSegment). Only a tenant without a value model may
+// be re-evaluated without rescore.
+func (s *Store) reevaluateAll(ctx context.Context, tenant, reason string, rescore bool) (*FullReevaluation, error) {
 	s.bulkMu.Lock()
 	defer s.bulkMu.Unlock()
 	now := s.clock.Now().UTC()
@@ -224,7 +236,7 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 	// The population is registered before the snapshot is taken, so that
 	// every write committed after it is marked.
 	p, touched, fresh := s.takePopulation(tenant)
-	var plan evalPlan
+	plan := evalPlan{rescore: rescore}
 	err := s.db.View(func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
 		settings, err := t.settings()
@@ -253,6 +265,9 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 		if err != nil {
 			return err
 		}
+		if model != nil && !rescore {
+			return errors.New("store: a tenant with a value model is re-evaluated with its scores")
+		}
 		if model != nil {
 			// The value model's view of a customer needs its whole history
 			// at every pass: nothing to keep.
@@ -275,8 +290,10 @@ func (s *Store) ReevaluateAll(ctx context.Context, tenant, reason string) (*Full
 	})
 	if err == nil {
 		if s.beforeBulkWrite != nil {
-			s.beforeBulkWrite(plan.changes)
+			err = s.beforeBulkWrite(plan.changes)
 		}
+	}
+	if err == nil {
 		mark := time.Now()
 		err = s.writePlan(ctx, tenant, now, reason, &plan, p, rep)
 		rep.Write = time.Since(mark)
@@ -323,13 +340,16 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 			rep.Customers++
 		}
 	}
-	scored := buf.score.ScoreEach(len(buf.scoring), func(j int) (string, *domain.Features, *domain.CustomerValue) {
-		r := &rows[buf.scoring[j]]
-		return r.id, &r.features, nil
-	}, settings)
-	rep.Ranked = scored.Ranked
+	var scored domain.Population
+	if plan.rescore {
+		scored = buf.score.ScoreEach(len(buf.scoring), func(j int) (string, *domain.Features, *domain.CustomerValue) {
+			r := &rows[buf.scoring[j]]
+			return r.id, &r.features, nil
+		}, settings)
+		rep.Ranked = scored.Ranked
+	}
 	newScore := func(i int) *domain.Score {
-		if j := buf.scoreIdx[i]; j >= 0 && rows[i].hasProfile {
+		if j := buf.scoreIdx[i]; plan.rescore && j >= 0 && rows[i].hasProfile {
 			return &scored.Scores[j]
 		}
 		return &rows[i].score
@@ -678,10 +698,23 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 			if err := t.putSegments(segs, before); err != nil {
 				return err
 			}
-			if hi == len(plan.changes) {
-				return t.b(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
+			if hi < len(plan.changes) {
+				return nil
 			}
-			return nil
+			// The last chunk: the segments waiting for this pass have
+			// their members.
+			for j := range plan.dyn {
+				if cur[j] >= 0 && segs[cur[j]].Pending != "" {
+					segs[cur[j]].Pending = ""
+					if err := put(t.b(bucketSegments), boltdb.Key(tenant, segs[cur[j]].ID), &segs[cur[j]]); err != nil {
+						return err
+					}
+				}
+			}
+			if !plan.rescore {
+				return nil
+			}
+			return t.b(bucketSettings).Put(scoreTimeKey(tenant), boltdb.U64(uint64(now.UnixNano())))
 		})
 		if err != nil {
 			return err

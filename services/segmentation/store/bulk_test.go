@@ -271,6 +271,7 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 	others, otherEvents := bulkPopulation(50, 2)
 
 	old, bulk := newBulkEnv(t), newBulkEnv(t)
+	old.st.UsePerCustomerPath()
 	for _, e := range []*bulkEnv{old, bulk} {
 		// Another tenant's data must be left alone by both.
 		e.feedApply("other", "customer.created", asMessages(others)...)
@@ -342,7 +343,7 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 	if _, err := old.st.Rescore(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := old.st.ReevaluateInOne(ctx, tenant, "s00"); err != nil {
+	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = bulk.st.ReevaluateAll(ctx, tenant, "re-evaluated")
@@ -408,7 +409,7 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, _, err := old.st.ReevaluateInOne(ctx, tenant, "s00"); err != nil {
+	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
 		t.Fatal(err)
 	}
 	if err := bulk.st.PopulationMatchesFile(tenant); err != nil {
@@ -438,7 +439,7 @@ func TestReevaluateAllMatchesThePerCustomerPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, _, err := old.st.ReevaluateInOne(ctx, tenant, "s00"); err != nil {
+	if _, _, _, err := old.st.Reevaluate(ctx, tenant, "s00"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err = bulk.st.ReevaluateAll(ctx, tenant, "re-evaluated"); err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -97,14 +98,28 @@ func (s *Store) BeforeBulkWrite(f func(changed []string)) {
 		s.beforeBulkWrite = nil
 		return
 	}
-	s.beforeBulkWrite = func(cs []rowChange) {
+	s.beforeBulkWrite = func(cs []rowChange) error {
 		ids := make([]string, len(cs))
 		for i := range cs {
 			ids[i] = cs[i].id
 		}
 		f(ids)
+		return nil
 	}
 }
+
+// FailBulkWrite makes the next ReevaluateAll fail between its plan and its
+// write, as a crash there would leave it.
+func (s *Store) FailBulkWrite() {
+	s.beforeBulkWrite = func([]rowChange) error {
+		s.beforeBulkWrite = nil
+		return errors.New("the pass failed before its write")
+	}
+}
+
+// UsePerCustomerPath makes every full re-evaluation of s run customer by
+// customer in one transaction: the reference ReevaluateAll is held to.
+func (s *Store) UsePerCustomerPath() { s.perCustomer = true }
 
 // ReevaluateInOne is the per-customer full re-evaluation Reevaluate runs
 // for a tenant with a value model: the reference ReevaluateAll is held to.

@@ -90,7 +90,7 @@ func (s *Store) CustomerScores(ctx context.Context, tenant, customer string) (*C
 // and so cannot tell what other writers wrote meanwhile, is re-evaluated
 // customer by customer in one transaction (reevaluateInOne).
 func (s *Store) Reevaluate(ctx context.Context, tenant, id string) (size, entered, left int64, err error) {
-	var static, model bool
+	var static, inOne bool
 	err = s.db.View(func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
 		seg, err := t.segment(id)
@@ -101,18 +101,13 @@ func (s *Store) Reevaluate(ctx context.Context, tenant, id string) (size, entere
 			size, static = seg.Size, true
 			return nil
 		}
-		settings, err := t.settings()
-		if err != nil {
-			return err
-		}
-		m, err := t.currentModel(settings)
-		model = m != nil
+		inOne, err = s.evaluatesInOne(t)
 		return err
 	})
 	if err != nil || static {
 		return size, 0, 0, err
 	}
-	if model {
+	if inOne {
 		return s.reevaluateInOne(ctx, tenant, id)
 	}
 	rep, err := s.ReevaluateAll(ctx, tenant, "re-evaluated")

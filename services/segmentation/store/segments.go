@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -56,10 +57,19 @@ func (s *Store) evaluateAll(ctx context.Context, t tx, segs []segmentRecord, now
 
 // CreateSegment stores a segment and computes its membership. A retry with
 // the same content returns the stored segment (created false).
+//
+// A dynamic segment's members are computed by the full re-evaluation
+// (reevaluateAll, with the stored scores), after the segment is stored
+// with Pending set: it does not hold the writer, and so the feed, for the
+// whole tenant. Until it is done the segment shows no members. A create
+// cut short (an error, a crash) leaves the segment pending: a retry with
+// the same content finishes it, and so does ResumePending at start-up. A
+// tenant with a value model is evaluated customer by customer in the
+// creating transaction (evaluatesInOne).
 func (s *Store) CreateSegment(ctx context.Context, tenant string, in SegmentInput) (*Segment, bool, error) {
 	now := s.clock.Now().UTC()
 	var out *Segment
-	created := false
+	var created bool
 	err := s.db.Update(ctx, func(btx *bolt.Tx) error {
 		t := tx{Tx: btx, tenant: tenant}
 		created = false
@@ -78,8 +88,16 @@ func (s *Store) CreateSegment(ctx context.Context, tenant string, in SegmentInpu
 		}
 		segs = append(segs, rec)
 		if in.Kind == kindDynamic {
-			if err := s.evaluateAll(ctx, t, segs, now, "segment created"); err != nil {
+			inOne, err := s.evaluatesInOne(t)
+			if err != nil {
 				return err
+			}
+			if inOne {
+				if err := s.evaluateAll(ctx, t, segs, now, "segment created"); err != nil {
+					return err
+				}
+			} else {
+				segs[len(segs)-1].Pending = "segment created"
 			}
 		}
 		if err := t.putSegments(segs, nil); err != nil {
@@ -88,7 +106,67 @@ func (s *Store) CreateSegment(ctx context.Context, tenant string, in SegmentInpu
 		out, created = &segs[len(segs)-1], true
 		return nil
 	})
-	return out, created, err
+	if err != nil || out.Pending == "" {
+		return out, created, err
+	}
+	if out, err = s.finishPending(ctx, tenant, out.ID, out.Pending); err != nil {
+		return nil, false, err
+	}
+	return out, created, nil
+}
+
+// finishPending runs the full re-evaluation a pending segment waits for,
+// whatever the caller's context does (an abandoned call leaves the
+// segment pending), and returns the segment as it is then.
+func (s *Store) finishPending(ctx context.Context, tenant, id, reason string) (*Segment, error) {
+	if _, err := s.reevaluateAll(context.WithoutCancel(ctx), tenant, reason, false); err != nil {
+		return nil, err
+	}
+	return s.GetSegment(ctx, tenant, id)
+}
+
+// ResumePending finishes the full re-evaluations that pending segments of
+// every tenant wait for (a create or a rule change cut short by a crash).
+func (s *Store) ResumePending(ctx context.Context) error {
+	pending := map[string]string{} // tenant -> a reason
+	err := s.db.View(func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketSegments).ForEach(func(k, v []byte) error {
+			rec, err := decode[segmentRecord](v)
+			if err != nil {
+				return err
+			}
+			if rec.Pending != "" {
+				tenant, _, _ := bytes.Cut(k, []byte{0})
+				pending[string(tenant)] = rec.Pending
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, tenant := range slices.Sorted(maps.Keys(pending)) {
+		if _, err := s.reevaluateAll(ctx, tenant, pending[tenant], false); err != nil {
+			return fmt.Errorf("tenant %q: %w", tenant, err)
+		}
+	}
+	return nil
+}
+
+// evaluatesInOne reports whether the tenant's full re-evaluations run
+// customer by customer in the caller's transaction: with a value model,
+// whose pass keeps no population and so cannot tell what other writers
+// did meanwhile, or when a test asks for that reference (perCustomer).
+func (s *Store) evaluatesInOne(t tx) (bool, error) {
+	if s.perCustomer {
+		return true, nil
+	}
+	settings, err := t.settings()
+	if err != nil {
+		return false, err
+	}
+	model, err := t.currentModel(settings)
+	return model != nil, err
 }
 
 // GetSegment returns one segment.
@@ -134,7 +212,8 @@ func (s *Store) ListSegments(ctx context.Context, tenant, token string, size int
 	return out, next, err
 }
 
-// UpdateSegment changes a segment; a changed rule re-evaluates everyone.
+// UpdateSegment changes a segment; a changed rule re-evaluates everyone,
+// as CreateSegment evaluates a new segment.
 func (s *Store) UpdateSegment(ctx context.Context, tenant, id, etag string, change func(*SegmentInput) error) (*Segment, error) {
 	now := s.clock.Now().UTC()
 	var out *Segment
@@ -160,7 +239,15 @@ func (s *Store) UpdateSegment(ctx context.Context, tenant, id, etag string, chan
 		rec.Name, rec.Description, rec.Rule = in.Name, in.Description, in.Rule
 		rec.Updated, rec.Revision = now, rec.Revision+1
 		if ruleChanged && rec.Kind == kindDynamic {
-			if err := s.evaluateAll(ctx, t, segs, now, "rule changed"); err != nil {
+			// As in CreateSegment: the full re-evaluation after the
+			// commit, or customer by customer here.
+			inOne, err := s.evaluatesInOne(t)
+			if err != nil {
+				return err
+			}
+			if !inOne {
+				rec.Pending = "rule changed"
+			} else if err := s.evaluateAll(ctx, t, segs, now, "rule changed"); err != nil {
 				return err
 			}
 		}
@@ -170,7 +257,10 @@ func (s *Store) UpdateSegment(ctx context.Context, tenant, id, etag string, chan
 		out = rec
 		return nil
 	})
-	return out, err
+	if err != nil || out.Pending == "" {
+		return out, err
+	}
+	return s.finishPending(ctx, tenant, out.ID, out.Pending)
 }
 
 // Etag is the opaque version tag of a segment revision.

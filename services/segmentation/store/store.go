@@ -61,8 +61,12 @@ type Store struct {
 	pops     map[string]*population
 	popCount atomic.Int32
 	// beforeBulkWrite, set by tests, runs between ReevaluateAll's plan and
-	// its write.
-	beforeBulkWrite func([]rowChange)
+	// its write; an error fails the pass.
+	beforeBulkWrite func([]rowChange) error
+	// perCustomer, set by tests, makes every full re-evaluation run
+	// customer by customer in one transaction: the reference the pass is
+	// held to.
+	perCustomer bool
 }
 
 // New returns a store over an open segmentation.db and its feed.
@@ -159,6 +163,11 @@ type segmentRecord struct {
 	Created     time.Time `json:"created"`
 	Updated     time.Time `json:"updated"`
 	Revision    uint64    `json:"rev"`
+	// Pending is set, to the reason of its members' coming changes, while
+	// a created or changed dynamic segment waits for the full
+	// re-evaluation that computes its members (CreateSegment,
+	// UpdateSegment); the pass's last transaction clears it.
+	Pending string `json:"pending,omitempty"`
 }
 
 const (

@@ -868,3 +868,51 @@ func TestDirtyTenantsAndTimerWake(t *testing.T) {
 		t.Fatalf("MarkAllDirty marked %v", d)
 	}
 }
+
+// TestPendingSegmentsAreFinished: a create or a rule change whose full
+// re-evaluation fails leaves the segment pending, its members not yet
+// computed; a retry of the create finishes it, and ResumePending (run at
+// start-up) finishes a rule change.
+func TestPendingSegmentsAreFinished(t *testing.T) {
+	e := newEnv(t)
+	e.customers(acme, person("c1"), person("c2"))
+	e.purchase(acme, "c1", "o1", 100, t0)
+	e.drain()
+	in := store.SegmentInput{ID: "buyers", Kind: dynamic, Rule: `features.purchases > 0`}
+	e.st.FailBulkWrite()
+	if _, _, err := e.st.CreateSegment(ctx, acme, in); err == nil {
+		t.Fatal("create: want the failed pass's error")
+	}
+	if seg, err := e.st.GetSegment(ctx, acme, "buyers"); err != nil || seg.Pending != "segment created" || seg.Size != 0 {
+		t.Fatalf("after the failed pass: %+v, %v; want the segment pending, empty", seg, err)
+	}
+	e.wantChanges()
+
+	seg, created, err := e.st.CreateSegment(ctx, acme, in)
+	if err != nil || created || seg.Pending != "" || seg.Size != 1 {
+		t.Fatalf("the retry: %+v created %v, %v; want the stored segment, finished, one member", seg, created, err)
+	}
+	if got := e.members(acme, "buyers"); !slices.Equal(got, []string{"c1"}) {
+		t.Fatalf("members %v", got)
+	}
+	e.wantChanges(entered(acme, "buyers", "c1", "segment created"))
+
+	e.st.FailBulkWrite()
+	noBuyers := func(in *store.SegmentInput) error { in.Rule = `features.purchases == 0`; return nil }
+	if _, err := e.st.UpdateSegment(ctx, acme, "buyers", "", noBuyers); err == nil {
+		t.Fatal("update: want the failed pass's error")
+	}
+	if seg, err := e.st.GetSegment(ctx, acme, "buyers"); err != nil || seg.Pending != "rule changed" {
+		t.Fatalf("after the failed pass: %+v, %v; want the segment pending", seg, err)
+	}
+	if err := e.st.ResumePending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if seg, err := e.st.GetSegment(ctx, acme, "buyers"); err != nil || seg.Pending != "" || seg.Size != 1 {
+		t.Fatalf("after ResumePending: %+v, %v; want it finished, one member", seg, err)
+	}
+	if got := e.members(acme, "buyers"); !slices.Equal(got, []string{"c2"}) {
+		t.Fatalf("members %v", got)
+	}
+	e.wantChanges(left(acme, "buyers", "c1", "rule changed"), entered(acme, "buyers", "c2", "rule changed"))
+}

@@ -61,8 +61,10 @@ type SegmentationServiceClient interface {
 	GetCustomerScores(ctx context.Context, in *GetCustomerScoresRequest, opts ...grpc.CallOption) (*GetCustomerScoresResponse, error)
 	// CreateSegment creates a segment under a client-supplied id. A dynamic
 	// segment's rule is type-checked first; its membership is then computed
-	// over every customer. A retry with the same content returns the stored
-	// segment; the same id with other content fails with ALREADY_EXISTS.
+	// over every customer, by the tenant's full re-evaluation, before the
+	// call returns. A retry with the same content returns the stored segment,
+	// finishing a membership computation an earlier call left unfinished;
+	// the same id with other content fails with ALREADY_EXISTS.
 	CreateSegment(ctx context.Context, in *CreateSegmentRequest, opts ...grpc.CallOption) (*CreateSegmentResponse, error)
 	// GetSegment returns one segment with its current size.
 	GetSegment(ctx context.Context, in *GetSegmentRequest, opts ...grpc.CallOption) (*GetSegmentResponse, error)
@@ -398,8 +400,10 @@ type SegmentationServiceServer interface {
 	GetCustomerScores(context.Context, *GetCustomerScoresRequest) (*GetCustomerScoresResponse, error)
 	// CreateSegment creates a segment under a client-supplied id. A dynamic
 	// segment's rule is type-checked first; its membership is then computed
-	// over every customer. A retry with the same content returns the stored
-	// segment; the same id with other content fails with ALREADY_EXISTS.
+	// over every customer, by the tenant's full re-evaluation, before the
+	// call returns. A retry with the same content returns the stored segment,
+	// finishing a membership computation an earlier call left unfinished;
+	// the same id with other content fails with ALREADY_EXISTS.
 	CreateSegment(context.Context, *CreateSegmentRequest) (*CreateSegmentResponse, error)
 	// GetSegment returns one segment with its current size.
 	GetSegment(context.Context, *GetSegmentRequest) (*GetSegmentResponse, error)
