@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -145,12 +146,13 @@ func (s *Store) ResumePending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, tenant := range slices.Sorted(maps.Keys(pending)) {
 		if _, err := s.reevaluateAll(ctx, tenant, pending[tenant], false); err != nil {
-			return fmt.Errorf("tenant %q: %w", tenant, err)
+			errs = append(errs, fmt.Errorf("tenant %q: %w", tenant, err)) // the others still get theirs
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // evaluatesInOne reports whether the tenant's full re-evaluations run
