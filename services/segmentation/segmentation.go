@@ -277,26 +277,28 @@ func (s *Service) Close() error { return errors.Join(s.profile.Close(), s.db.Clo
 // rescore recomputes population scores of tenants that changed, on a real
 // ticker: it is about freshness, not about the time the rules see.
 func (s *Service) rescore(ctx context.Context) {
-	t := time.NewTicker(s.cfg.RescoreInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.cfg.RescoreInterval, func() {
 		for _, tenant := range s.store.Dirty() {
 			if _, err := s.store.Rescore(ctx, tenant); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "rescoring failed", "tenant", tenant, "error", err)
 			}
 		}
-	}
+	})
 }
 
 // sweepPopulations drops the populations in memory that no full
 // re-evaluation used for a sweep, on a real ticker: it is about memory.
 func (s *Service) sweepPopulations(ctx context.Context) {
-	t := time.NewTicker(s.cfg.PopulationSweep)
+	every(ctx, s.cfg.PopulationSweep, func() {
+		if n := s.store.EvictIdlePopulations(); n > 0 {
+			s.log.InfoContext(ctx, "dropped idle populations", "tenants", n)
+		}
+	})
+}
+
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -304,9 +306,7 @@ func (s *Service) sweepPopulations(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n := s.store.EvictIdlePopulations(); n > 0 {
-			s.log.InfoContext(ctx, "dropped idle populations", "tenants", n)
-		}
+		f()
 	}
 }
 
