@@ -279,6 +279,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if len(e.WarmRuns) > 0 {
 			fmt.Fprintf(tw, "warm passes\t%s\t\t\n", joinSecs(e.WarmRuns))
 		}
+		fmt.Fprintf(tw, "a segment created (CreateSegment: stored, then the full re-evaluation)\t%.2f s, %d members\t< %s\t%s\n",
+			float64(e.Create), e.CreateMembers, TargetReeval, verdict(time.Duration(float64(e.Create)*1e9) < TargetReeval))
 		fmt.Fprintf(tw, "peak RSS during re-evaluations\t%s\treported\t\n", mib(e.PeakRSSBytes))
 		fmt.Fprintf(tw, "peak RSS during generate + load\t%s\treported\t\n", mib(e.PeakRSSLoadBytes))
 		fmt.Fprintf(tw, "segmentation.db size\t%s\t\t\n", mib(e.DBBytes))

@@ -34,6 +34,9 @@ func TestSmoke(t *testing.T) {
 	if e.Warm.Entered+e.Warm.Left > e.Cold.Entered/10 {
 		t.Errorf("warm pass changed %d memberships, the cold one %d: an hour should change few", e.Warm.Entered+e.Warm.Left, e.Cold.Entered)
 	}
+	if e.CreateMembers == 0 || e.Create <= 0 {
+		t.Errorf("the segment created: %d members in %v s, want some (%s)", e.CreateMembers, e.Create, CreatedRule)
+	}
 	v := rep.ValueModel
 	if v == nil || v.Error != "" || v.Fitted != cfg.Customers || v.BGEvaluations == 0 || v.Fit <= 0 || v.Rescore.Ranked == 0 {
 		t.Fatalf("valuemodel = %+v, want a fit of both models and a re-evaluation ranking on CLV", v)
