@@ -120,9 +120,3 @@ func (s *Store) FailBulkWrite() {
 // UsePerCustomerPath makes every full re-evaluation of s run customer by
 // customer in one transaction: the reference ReevaluateAll is held to.
 func (s *Store) UsePerCustomerPath() { s.perCustomer = true }
-
-// ReevaluateInOne is the per-customer full re-evaluation Reevaluate runs
-// for a tenant with a value model: the reference ReevaluateAll is held to.
-func (s *Store) ReevaluateInOne(ctx context.Context, tenant, id string) (size, entered, left int64, err error) {
-	return s.reevaluateInOne(ctx, tenant, id)
-}
