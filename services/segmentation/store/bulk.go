@@ -615,9 +615,14 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 	for _, si := range plan.dyn {
 		keys = append(keys, keyOf(&plan.segs[si]))
 	}
+	enc := encodeMembership(now, reason)
 	for lo := 0; ; lo += bulkChunk {
 		hi := min(lo+bulkChunk, len(plan.changes))
 		chunk := plan.changes[lo:hi]
+		evs, err := s.prepareChunk(ctx, tenant, now, reason, plan, chunk)
+		if err != nil {
+			return err
+		}
 		var entered, left int64
 		var timers, scores, redone int
 		// cur[j] is dynamic segment j as the chunk found it, -1 when it
@@ -626,7 +631,7 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 		cur := make([]int, len(plan.dyn))
 		again := make([]bool, len(chunk))
 		moved := make([]SegmentChange, len(plan.dyn))
-		err := s.db.Update(ctx, func(btx *bolt.Tx) error {
+		err = s.db.Update(ctx, func(btx *bolt.Tx) error {
 			entered, left, timers, scores, redone = 0, 0, 0, 0, 0
 			clear(again)
 			clear(moved)
@@ -659,21 +664,29 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 					continue
 				}
 				if c.newScore != c.oldScore {
-					if err := put(t.b(bucketScores), boltdb.Key(tenant, c.id), c.newScore); err != nil {
+					if err := t.b(bucketScores).Put(boltdb.Key(tenant, c.id), appendScore(nil, c.newScore)); err != nil {
 						return err
 					}
-					if err := s.publishScores(ctx, t, c.id, c.oldScore, c.newScore, c.value, now); err != nil {
-						return err
+					for _, ev := range evs[i].scores {
+						if _, err := s.feed.AppendPrepared(btx, ev); err != nil {
+							return err
+						}
 					}
 					scores++
 				}
+				moves := evs[i].moves
 				for j := range plan.dyn {
 					w, m := j/64, uint64(1)<<(j%64)
 					in := c.new[w]&m != 0
-					if cur[j] < 0 || in == (c.old[w]&m != 0) {
+					if in == (c.old[w]&m != 0) {
 						continue
 					}
-					if err := s.setMembership(ctx, t, &segs[cur[j]], c.id, in, now, reason); err != nil {
+					ev := moves[0]
+					moves = moves[1:]
+					if cur[j] < 0 {
+						continue
+					}
+					if err := s.writeMembership(t, &segs[cur[j]], c.id, in, enc, ev); err != nil {
 						return err
 					}
 					if in {
@@ -693,6 +706,14 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 						return err
 					}
 					timers++
+				}
+			}
+			// The sizes of the day once per segment, not once per member.
+			for j := range plan.dyn {
+				if cur[j] >= 0 && moved[j] != (SegmentChange{}) {
+					if err := t.putSize(&segs[cur[j]], now); err != nil {
+						return err
+					}
 				}
 			}
 			if err := t.putSegments(segs, before); err != nil {
@@ -751,6 +772,41 @@ func (s *Store) writePlan(ctx context.Context, tenant string, now time.Time, rea
 			return nil
 		}
 	}
+}
+
+// prepared is a chunk customer's feed events, encoded before the chunk's
+// transaction and on every core, so the transaction, which holds the
+// writer, only stores them: its score events, then one per dynamic segment
+// it enters or leaves, in segment order.
+type prepared struct{ scores, moves []feed.Prepared }
+
+func (s *Store) prepareChunk(ctx context.Context, tenant string, now time.Time, reason string, plan *evalPlan, chunk []rowChange) ([]prepared, error) {
+	out := make([]prepared, len(chunk))
+	err := parallel(ctx, len(chunk), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			c, p := &chunk[i], &out[i]
+			if c.newScore != c.oldScore {
+				var err error
+				if p.scores, err = s.scoreEvents(ctx, tenant, c.id, c.oldScore, c.newScore, c.value, now); err != nil {
+					return err
+				}
+			}
+			for j, si := range plan.dyn {
+				w, m := j/64, uint64(1)<<(j%64)
+				in := c.new[w]&m != 0
+				if in == (c.old[w]&m != 0) {
+					continue
+				}
+				ev, err := s.membershipEvent(ctx, tenant, plan.segs[si].ID, c.id, in, now, reason)
+				if err != nil {
+					return err
+				}
+				p.moves = append(p.moves, ev)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // bulkRow is one customer while a pass reads the file.
@@ -903,11 +959,11 @@ func decodeBulkRows(rows []bulkRow, now time.Time, currency string, model *value
 			r.value = model.value(st, now, withCLV, &buf)
 		}
 		if r.rawScore != nil {
-			sc, err := decode[domain.Score](r.rawScore)
+			sc, err := decodeScore(r.rawScore)
 			if err != nil {
 				return err
 			}
-			r.oldScore = *sc
+			r.oldScore = sc
 		}
 		r.rawState, r.rawScore = nil, nil
 	}

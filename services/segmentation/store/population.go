@@ -301,15 +301,9 @@ func (row *popRow) decode(rawState, rawProfile, rawScore []byte, now time.Time, 
 		row.customer = c
 	}
 	row.items = int32(domain.RuleItems(row.customer))
-	row.score = domain.Score{}
-	if rawScore != nil {
-		sc, err := decode[domain.Score](rawScore)
-		if err != nil {
-			return err
-		}
-		row.score = *sc
-	}
-	return nil
+	sc, err := decodeScore(rawScore)
+	row.score = sc
+	return err
 }
 
 // refresh brings p up to date at now in t's snapshot: the touched customers

@@ -9,6 +9,7 @@ import (
 
 	segmentationv1 "rapport.dev/gen/go/rapport/segmentation/v1"
 	"rapport.dev/platform/boltdb"
+	"rapport.dev/platform/feed"
 	"rapport.dev/services/segmentation/convert"
 	"rapport.dev/services/segmentation/domain"
 	"rapport.dev/services/segmentation/valuemodel"
@@ -88,7 +89,7 @@ func (s *Store) Rescore(ctx context.Context, tenant string) (int, error) {
 			if *old == sc {
 				continue
 			}
-			if err := put(b, boltdb.Key(tenant, row.CustomerID), sc); err != nil {
+			if err := b.Put(boltdb.Key(tenant, row.CustomerID), appendScore(nil, sc)); err != nil {
 				return err
 			}
 			s.touch(t, row.CustomerID)
@@ -108,30 +109,50 @@ func (s *Store) Rescore(ctx context.Context, tenant string) (int, error) {
 	return changed, err
 }
 
-// publishScores appends the feed events of a score change: "scores.changed"
+// publishScores appends the feed events of a score change (scoreEvents).
+func (s *Store) publishScores(ctx context.Context, t tx, customer string, old, sc domain.Score, v *domain.CustomerValue, now time.Time) error {
+	evs, err := s.scoreEvents(ctx, t.tenant, customer, old, sc, v, now)
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		if _, err := s.feed.AppendPrepared(t.Tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scoreEvents encodes the feed events of a score change: "scores.changed"
 // when a class changed (not for a new contribution alone) and
 // "activity.changed" when the activity did.
-func (s *Store) publishScores(ctx context.Context, t tx, customer string, old, sc domain.Score, v *domain.CustomerValue, now time.Time) error {
+func (s *Store) scoreEvents(ctx context.Context, tenant, customer string, old, sc domain.Score, v *domain.CustomerValue, now time.Time) ([]feed.Prepared, error) {
+	var out []feed.Prepared
 	if !old.SameClass(sc) {
 		change := &segmentationv1.ScoresChange{CustomerId: customer, After: convert.ScoreToProto(sc)}
 		if old != (domain.Score{}) {
 			change.Before = convert.ScoreToProto(old)
 		}
 		change.After.ScoreTime = convert.Timestamp(now)
-		if _, err := s.feed.Append(ctx, t.Tx, t.tenant, TypeScoresChanged, customer, change); err != nil {
-			return err
+		ev, err := s.feed.Prepare(ctx, tenant, TypeScoresChanged, customer, change)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, ev)
 	}
 	if old.Activity == sc.Activity {
-		return nil
+		return out, nil
 	}
 	change := &segmentationv1.ActivityChange{CustomerId: customer, Before: segmentationv1.Activity(old.Activity),
 		After: segmentationv1.Activity(sc.Activity), Time: convert.Timestamp(now)}
 	if v != nil {
 		change.PAlive, change.FitId = v.PAlive, v.FitID
 	}
-	_, err := s.feed.Append(ctx, t.Tx, t.tenant, TypeActivityChanged, customer, change)
-	return err
+	ev, err := s.feed.Prepare(ctx, tenant, TypeActivityChanged, customer, change)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, ev), nil
 }
 
 // scoreTimeKey stores when a tenant was last scored, beside its settings.

@@ -421,7 +421,7 @@ func (s *Store) Members(ctx context.Context, tenant, id, token string, size int)
 				next = base64.RawURLEncoding.EncodeToString([]byte(out[len(out)-1].CustomerID))
 				break
 			}
-			m, err := decode[membership](v)
+			m, err := decodeMembership(v)
 			if err != nil {
 				return err
 			}
@@ -506,7 +506,7 @@ func (s *Store) Explain(ctx context.Context, tenant, segID, customer string) (*E
 		prefix := boltdb.Prefix(tenant, customer, segID)
 		c := t.b(bucketHistory).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			h, err := decode[historyEntry](v)
+			h, err := decodeHistory(v)
 			if err != nil {
 				return err
 			}

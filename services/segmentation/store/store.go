@@ -220,11 +220,8 @@ func (t tx) profile(customer string) (*profilev1.Customer, error) {
 }
 
 func (t tx) score(customer string) (*domain.Score, error) {
-	raw := t.b(bucketScores).Get(boltdb.Key(t.tenant, customer))
-	if raw == nil {
-		return &domain.Score{}, nil
-	}
-	return decode[domain.Score](raw)
+	sc, err := decodeScore(t.b(bucketScores).Get(boltdb.Key(t.tenant, customer)))
+	return &sc, err
 }
 
 func (t tx) settings() (domain.Settings, error) {
@@ -296,16 +293,43 @@ func (t tx) ruleInput(customer string, now time.Time) (domain.RuleInput, error) 
 // setMembership records entering or leaving, its history, the segment's
 // size and the feed event, all in t.
 func (s *Store) setMembership(ctx context.Context, t tx, seg *segmentRecord, customer string, enter bool, now time.Time, reason string) error {
+	ev, err := s.membershipEvent(ctx, t.tenant, seg.ID, customer, enter, now, reason)
+	if err != nil {
+		return err
+	}
+	if err := s.writeMembership(t, seg, customer, enter, encodeMembership(now, reason), ev); err != nil {
+		return err
+	}
+	return t.putSize(seg, now)
+}
+
+// membershipEvent encodes the feed event of entering or leaving.
+func (s *Store) membershipEvent(ctx context.Context, tenant, segment, customer string, enter bool, now time.Time, reason string) (feed.Prepared, error) {
+	typ := TypeSegmentLeft
+	if enter {
+		typ = TypeSegmentEntered
+	}
+	return s.feed.Prepare(ctx, tenant, typ, customer, &segmentationv1.MembershipChange{
+		SegmentId: segment, CustomerId: customer, Entered: enter, Time: timestamppb.New(now), Reason: reason,
+	})
+}
+
+// writeMembership is setMembership with the records encoded and without the
+// segment's size of the day, which a full re-evaluation writes once per
+// segment and transaction.
+func (s *Store) writeMembership(t tx, seg *segmentRecord, customer string, enter bool, enc encodedMembership, ev feed.Prepared) error {
 	s.touch(t, customer)
 	key := boltdb.Key(t.tenant, seg.ID, customer)
+	hist := enc.left
 	if enter {
-		if err := put(t.b(bucketMembers), key, membership{Since: now, Reason: reason}); err != nil {
+		if err := t.b(bucketMembers).Put(key, enc.member); err != nil {
 			return err
 		}
-		if err := t.b(bucketMemberOf).Put(boltdb.Key(t.tenant, customer, seg.ID), boltdb.U64(uint64(now.UnixNano()))); err != nil {
+		if err := t.b(bucketMemberOf).Put(boltdb.Key(t.tenant, customer, seg.ID), boltdb.U64(uint64(enc.since.UnixNano()))); err != nil {
 			return err
 		}
 		seg.Size++
+		hist = enc.entered
 	} else {
 		if err := t.b(bucketMembers).Delete(key); err != nil {
 			return err
@@ -315,25 +339,21 @@ func (s *Store) setMembership(ctx context.Context, t tx, seg *segmentRecord, cus
 		}
 		seg.Size--
 	}
-	hist := t.b(bucketHistory)
-	seq, err := hist.NextSequence()
+	b := t.b(bucketHistory)
+	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
-	if err := put(hist, boltdb.Key(t.tenant, customer, seg.ID, boltdb.U64(seq)), historyEntry{Entered: enter, Time: now, Reason: reason}); err != nil {
+	if err := b.Put(boltdb.Key(t.tenant, customer, seg.ID, boltdb.U64(seq)), hist); err != nil {
 		return err
 	}
-	if err := t.b(bucketSizes).Put(boltdb.Key(t.tenant, seg.ID, boltdb.U64(uint64(dayOf(now).Unix()))), boltdb.U64(uint64(seg.Size))); err != nil {
-		return err
-	}
-	typ := TypeSegmentLeft
-	if enter {
-		typ = TypeSegmentEntered
-	}
-	_, err = s.feed.Append(ctx, t.Tx, t.tenant, typ, customer, &segmentationv1.MembershipChange{
-		SegmentId: seg.ID, CustomerId: customer, Entered: enter, Time: timestamppb.New(now), Reason: reason,
-	})
+	_, err = s.feed.AppendPrepared(t.Tx, ev)
 	return err
+}
+
+// putSize records seg's size as its size on now's day.
+func (t tx) putSize(seg *segmentRecord, now time.Time) error {
+	return t.b(bucketSizes).Put(boltdb.Key(t.tenant, seg.ID, boltdb.U64(uint64(dayOf(now).Unix()))), boltdb.U64(uint64(seg.Size)))
 }
 
 func dayOf(t time.Time) time.Time {
