@@ -67,6 +67,10 @@ type Options struct {
 	// fault in again. It reserves address space only; the file grows with
 	// its data.
 	MmapSize int
+	// PageSize is the page size of a file created by Open; 0 means the
+	// operating system's (4 KiB here). An existing file keeps the size it
+	// was created with.
+	PageSize int
 	// NoSync skips fsync: only for benchmarks that measure the baseline
 	// without durability. Never in production.
 	NoSync bool
@@ -144,7 +148,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// The freelist is not written on every commit (as etcd runs bbolt): it is
 	// rebuilt by scanning at open, which saves page writes on every commit.
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync,
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: opts.MmapSize})
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: opts.MmapSize, PageSize: opts.PageSize})
 	if err != nil {
 		return nil, fmt.Errorf("boltdb: open %s: %w", path, err)
 	}

@@ -68,6 +68,22 @@ func TestOpenStampsNewFileAndCreatesBuckets(t *testing.T) {
 	}
 }
 
+// A new file takes Options.PageSize; a file opened again keeps the size it
+// was created with, whatever the options say.
+func TestOpenPageSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pages.db")
+	db := mustOpen(t, path, boltdb.Options{Schema: 1, Buckets: [][]byte{customers}, PageSize: 16 << 10})
+	if got := db.Bolt().Info().PageSize; got != 16<<10 {
+		t.Errorf("page size of a new file = %d, want %d", got, 16<<10)
+	}
+	mustClose(t, db)
+	db = mustOpen(t, path, boltdb.Options{Schema: 1, Buckets: [][]byte{customers}})
+	defer mustClose(t, db)
+	if got := db.Bolt().Info().PageSize; got != 16<<10 {
+		t.Errorf("page size of the file opened without one = %d, want the %d it was created with", got, 16<<10)
+	}
+}
+
 // writeV1 creates a schema-1 file, the fixture the migration tests upgrade.
 func writeV1(t *testing.T, path string) {
 	t.Helper()
