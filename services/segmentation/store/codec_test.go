@@ -3,8 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -125,4 +125,3 @@ func TestRecordCodecsMalformed(t *testing.T) {
 		}
 	}
 }
-
