@@ -495,12 +495,17 @@ func (s *Store) scanPlan(ctx context.Context, t tx, settings domain.Settings, mo
 		dynOf[plan.segs[i].ID] = j
 	}
 	words := (len(plan.dyn) + 63) / 64
-	rows := readBulkRows(t.Tx, t.tenant)
-	oldBits := make([]uint64, len(rows)*words)
-	newBits := make([]uint64, len(rows)*words)
-	if err := readBulkSide(t.Tx, t.tenant, rows, dynOf, words, oldBits); err != nil {
+	raw := readBulkRows(t.Tx, t.tenant)
+	oldBits := make([]uint64, len(raw)*words)
+	newBits := make([]uint64, len(raw)*words)
+	if err := readBulkSide(t.Tx, t.tenant, raw, dynOf, words, oldBits); err != nil {
 		return err
 	}
+	rows := make([]bulkRow, len(raw))
+	for i := range raw {
+		rows[i].rawRow = raw[i]
+	}
+	raw = nil
 	withCLV := settings.WithDefaults().Value == domain.ValueCLV
 	if err := parallel(ctx, len(rows), func(lo, hi int) error {
 		return decodeBulkRows(rows[lo:hi], now, settings.Currency, model, withCLV)
@@ -809,15 +814,20 @@ func (s *Store) prepareChunk(ctx context.Context, tenant string, now time.Time, 
 	return out, err
 }
 
-// bulkRow is one customer while a pass reads the file.
+// rawRow is one customer as a pass finds it in the file. profile,
+// rawState and rawScore point into the read transaction's memory and are
+// cleared before it ends.
+type rawRow struct {
+	id                          string
+	hasState, hasProfile        bool
+	profile, rawState, rawScore []byte
+	// oldDue is the stored timer (UnixNano), 0 for none.
+	oldDue int64
+}
+
+// bulkRow is one customer while the value-model pass reads the file.
 type bulkRow struct {
-	id                   string
-	hasState, hasProfile bool
-	// profile, rawState and rawScore point into the read transaction's
-	// memory and are cleared before it ends.
-	profile  []byte
-	rawState []byte
-	rawScore []byte
+	rawRow
 	// row index in the scoring rows, -1 without a state.
 	scoreIdx int32
 	features domain.Features
@@ -825,8 +835,8 @@ type bulkRow struct {
 	tenure   time.Time
 	oldScore domain.Score
 	newScore domain.Score
-	// oldDue and newDue are the timer (UnixNano), 0 for none.
-	oldDue, newDue int64
+	// newDue is the timer (UnixNano), 0 for none.
+	newDue int64
 	// value is the value model's view, nil without a model.
 	value *domain.CustomerValue
 }
@@ -834,41 +844,29 @@ type bulkRow struct {
 // readBulkRows lists the tenant's customers: the union of the states and
 // profiles buckets, in key order, with their raw records (pointing into the
 // transaction's memory).
-func readBulkRows(btx *bolt.Tx, tenant string) []bulkRow {
+func readBulkRows(btx *bolt.Tx, tenant string) []rawRow {
 	prefix := boltdb.Prefix(tenant)
 	sc := btx.Bucket(bucketStates).Cursor()
 	pc := btx.Bucket(bucketProfiles).Cursor()
 	sk, sv := sc.Seek(prefix)
 	pk, pv := pc.Seek(prefix)
 	live := func(k []byte) bool { return k != nil && bytes.HasPrefix(k, prefix) }
-	// The walk collects small records and the rows are made once at their
-	// final length: growing a million bulkRows by append copied and faulted
-	// in about twice their size, seconds of a full re-evaluation.
-	type found struct {
-		id                   string
-		rawState, profile    []byte
-		hasState, hasProfile bool
-	}
-	var all []found
+	var all []rawRow
 	for live(sk) || live(pk) {
 		switch c := compareLive(sk, pk, live); {
 		case c < 0:
-			all = append(all, found{id: string(sk[len(prefix):]), rawState: sv, hasState: true})
+			all = append(all, rawRow{id: string(sk[len(prefix):]), rawState: sv, hasState: true})
 			sk, sv = sc.Next()
 		case c > 0:
-			all = append(all, found{id: string(pk[len(prefix):]), profile: pv, hasProfile: true})
+			all = append(all, rawRow{id: string(pk[len(prefix):]), profile: pv, hasProfile: true})
 			pk, pv = pc.Next()
 		default:
-			all = append(all, found{id: string(sk[len(prefix):]), rawState: sv, profile: pv, hasState: true, hasProfile: true})
+			all = append(all, rawRow{id: string(sk[len(prefix):]), rawState: sv, profile: pv, hasState: true, hasProfile: true})
 			sk, sv = sc.Next()
 			pk, pv = pc.Next()
 		}
 	}
-	rows := make([]bulkRow, len(all))
-	for i, f := range all {
-		rows[i] = bulkRow{id: f.id, hasState: f.hasState, hasProfile: f.hasProfile, rawState: f.rawState, profile: f.profile}
-	}
-	return rows
+	return all
 }
 
 // compareLive orders two cursor keys, a finished cursor last.
@@ -885,7 +883,7 @@ func compareLive(a, b []byte, live func([]byte) bool) int {
 // readBulkSide fills in each row's stored score, dynamic memberships (as
 // bits, dynamic segment j at bit j) and timer, walking the scores,
 // member_of and timer_of buckets alongside rows, all in the same key order.
-func readBulkSide(btx *bolt.Tx, tenant string, rows []bulkRow, dynOf map[string]int, words int, bits []uint64) error {
+func readBulkSide(btx *bolt.Tx, tenant string, rows []rawRow, dynOf map[string]int, words int, bits []uint64) error {
 	prefix := boltdb.Prefix(tenant)
 	// join walks bucket b's keys under the tenant; at calls f with the row
 	// whose id is the key's first part and the rest after it.
