@@ -518,6 +518,21 @@ func (tm *ruleNativeTimer) next(p *ruleProgram, fr *ruleFrame) (time.Time, bool)
 	return addRuleDays(t, m)
 }
 
+// evalKid is evalBool for an operand of && or ||: the comparisons of a
+// feature or score with a constant, most operands, are done here rather
+// than through another call of evalBool, whose frame and dispatch cost
+// about as much as the comparison.
+func (p *ruleProgram) evalKid(n int32, fr *ruleFrame) (v, ok bool) {
+	nd := &p.nodes[n]
+	switch nd.op {
+	case ruleOpCmpIntField:
+		return nd.cmp.holds(compareRuleOrdered(fr.intField(nd.field), nd.i)), true
+	case ruleOpCmpDaysField:
+		return nd.cmp.holds(compareRuleOrdered(fr.timeField(nd.field).daysUntil(fr.now), nd.i)), true
+	}
+	return p.evalBool(n, fr)
+}
+
 // evalBool evaluates a bool node: its value, and false for an error.
 func (p *ruleProgram) evalBool(n int32, fr *ruleFrame) (v, ok bool) {
 	nd := &p.nodes[n]
@@ -531,7 +546,7 @@ func (p *ruleProgram) evalBool(n int32, fr *ruleFrame) (v, ok bool) {
 	case ruleOpAnd:
 		failed := false
 		for _, k := range nd.kids {
-			v, ok := p.evalBool(k, fr)
+			v, ok := p.evalKid(k, fr)
 			if ok && !v {
 				return false, true
 			}
@@ -541,7 +556,7 @@ func (p *ruleProgram) evalBool(n int32, fr *ruleFrame) (v, ok bool) {
 	case ruleOpOr:
 		failed := false
 		for _, k := range nd.kids {
-			v, ok := p.evalBool(k, fr)
+			v, ok := p.evalKid(k, fr)
 			if ok && v {
 				return true, true
 			}
