@@ -39,7 +39,12 @@ type ReevalResult struct {
 	DBBytes      int64   `json:"db_bytes"`
 	// Cold is the first evaluation of the segments just defined: it loads
 	// the tenant's population from the file and writes every membership,
-	// score, timer and feed event. Warm is the same full re-evaluation an
+	// score, timer and feed event. It is reported, not held to the target:
+	// BulkLoad stores states without evaluating anything, where the feed
+	// follower evaluates each customer as its events arrive, so no store
+	// fed by the profile service ever has a million customers' memberships
+	// to write at once (CreateSegment, measured, writes one segment's).
+	// Warm is the same full re-evaluation an
 	// hour later, when little changes (the steady state of a periodic full
 	// re-evaluation): the median of warmPasses passes an hour apart, whose
 	// totals are WarmRuns. Restart is one more an hour later in a new
