@@ -153,6 +153,12 @@ type RuleInput struct {
 	// TenureChange is the next instant after Now at which tenure_days
 	// changes, zero if it will not. Only NextChange reads it.
 	TenureChange time.Time
+	// Window are the customer's purchases in a window at Now or to enter
+	// one (State.WindowPurchases): with them NextChange finds when a
+	// windowed feature's comparison flips; nil when not known, and then
+	// every windowed feature counts as changing at WindowChange. Only
+	// NextChange reads them.
+	Window []WindowPurchase
 }
 
 // Clause is one part of a rule with the value it had: the whole rule, each

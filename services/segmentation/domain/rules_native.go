@@ -64,8 +64,9 @@ type RuleRow struct {
 	Features *Features
 	// Score is read as ScoreToProto converts it; nil reads as a zero Score.
 	Score *Score
-	// Now, WindowChange and TenureChange are as in RuleInput.
+	// Now, WindowChange, TenureChange and Window are as in RuleInput.
 	Now, WindowChange, TenureChange time.Time
+	Window                          []WindowPurchase
 
 	// What the rules evaluated on the row share, made on first use: the
 	// count of the customer's list items (valid when itemsKnown) and the
@@ -122,6 +123,7 @@ func (in *RuleRow) Input() RuleInput {
 		Now:          in.Now,
 		WindowChange: in.WindowChange,
 		TenureChange: in.TenureChange,
+		Window:       in.Window,
 	}
 }
 
@@ -169,7 +171,15 @@ func (r *Rule) NextChangeRow(in *RuleRow) time.Time {
 	}
 	fr := in.frame()
 	for i := range p.timers {
-		if t, ok := p.timers[i].next(p, fr); ok {
+		tm := &p.timers[i]
+		var t time.Time
+		var ok bool
+		if tm.arg < 0 {
+			t, ok = tm.nextWindow(p, fr, in)
+		} else {
+			t, ok = tm.next(p, fr)
+		}
+		if ok {
 			considerRuleChange(&next, t, in.Now)
 		}
 	}
@@ -433,11 +443,13 @@ type ruleProgram struct {
 }
 
 // ruleNativeTimer is a ruleTimer's native form; bound is -1 when op is
-// empty.
+// empty. A window timer has field set, the windowed feature, and arg -1.
 type ruleNativeTimer struct {
-	arg   int32
-	op    ruleComparison
-	bound int32
+	arg    int32
+	op     ruleComparison
+	bound  int32
+	field  ruleField
+	window ruleWindow
 }
 
 // ruleMaxDepth is the deepest nesting of comprehensions the native form
@@ -1095,7 +1107,10 @@ func compileRuleNative(checked *ast.AST, root ast.Expr, timers []ruleTimer) *rul
 	}
 	for _, tm := range timers {
 		nt := ruleNativeTimer{op: ruleComparisonOf(tm.op), bound: -1}
-		if tm.tenure {
+		if tm.window != "" {
+			nt.arg, nt.window = -1, ruleWindowOf[tm.window]
+			nt.field = ruleFieldPaths["features."+tm.window]
+		} else if tm.tenure {
 			nt.arg, _ = c.add(ruleNode{op: ruleOpField, kind: ruleKindTime, field: ruleFieldFirstSeen})
 		} else if nt.arg, err = c.exprOf(tm.argExpr, ruleKindTime); err != nil {
 			return nil

@@ -34,8 +34,10 @@ import (
 //     steps only where days_since does and its comparisons can flip only
 //     where those of days_since can: `features.tenure_days < 90` has one
 //     timer, at first_seen + 90 days, instead of one every day;
-//   - WindowChange if the rule reads a windowed feature, TenureChange if it
-//     reads tenure_days any other way.
+//   - for a windowed feature compared with K: the first instant the
+//     comparison flips, from the customer's purchases (rules_window.go);
+//   - WindowChange if the rule reads a windowed feature any other way,
+//     TenureChange if it reads tenure_days any other way.
 //
 // This is sound: until that instant every days_since comparison or value
 // the evaluation uses is unchanged (E and K are themselves unchanged, as
@@ -58,9 +60,11 @@ const ruleTenureField = "tenure_days"
 // used some other way. arg is nil for a traced call. argExpr and boundExpr
 // are the expressions arg and bound were compiled from, for the rule's
 // native form. A tenure timer stands for tenure_days compared with bound:
-// its arg is features.first_seen and argExpr nil.
+// its arg is features.first_seen and argExpr nil. A window timer stands for
+// the windowed feature named window compared with bound; arg is nil.
 type ruleTimer struct {
 	tenure    bool
+	window    string
 	arg       cel.Program
 	op        string
 	bound     cel.Program
@@ -85,7 +89,11 @@ func (r *Rule) NextChange(in RuleInput) time.Time {
 	}
 	act := newRuleActivation(in)
 	for _, tm := range r.timers {
-		if t, ok := tm.next(act); ok {
+		next := tm.next
+		if tm.window != "" {
+			next = func(act *ruleActivation) (time.Time, bool) { return tm.nextWindow(act, in) }
+		}
+		if t, ok := next(act); ok {
 			consider(t)
 		}
 	}
@@ -154,15 +162,8 @@ const ruleMaxDays = 1 << 40
 // nextRuleThreshold returns the smallest m > d at which `days op k` differs
 // between days = m-1 and days = m.
 func nextRuleThreshold(op string, k ref.Val, d int64) (int64, bool) {
-	var n ruleNum
-	switch x := k.(type) {
-	case types.Int:
-		n = ruleNum{kind: ruleKindInt, i: int64(x)}
-	case types.Uint:
-		n = ruleNum{kind: ruleKindUint, u: uint64(x)}
-	case types.Double:
-		n = ruleNum{kind: ruleKindDouble, f: float64(x)}
-	default:
+	n, ok := ruleNumOf(k)
+	if !ok {
 		return 0, false
 	}
 	return nextRuleThresholdNum(ruleComparisonOf(op), n, d)
@@ -304,6 +305,21 @@ func (a *ruleAnalysis) times(e ast.Expr, scope map[string]bool) {
 					op = mirrorRuleComparison(fn)
 				}
 				if a.tenureTimer(op, other) {
+					a.times(other, scope)
+					return
+				}
+			}
+			for i, x := range c.Args() {
+				other := c.Args()[1-i]
+				field, ok := a.windowSelect(x)
+				if !ok || a.usesRuleScope(other, scope) {
+					continue
+				}
+				op := fn
+				if i == 1 {
+					op = mirrorRuleComparison(fn)
+				}
+				if a.windowTimer(field, op, other) {
 					a.times(other, scope)
 					return
 				}
