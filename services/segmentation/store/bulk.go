@@ -407,7 +407,7 @@ func popPlan(ctx context.Context, p *population, settings domain.Settings, plan 
 				continue
 			}
 			sc := newScore(i)
-			in = domain.RuleRow{Customer: r.customer, Features: &r.features, Score: sc, Now: now, WindowChange: r.window}
+			in = domain.RuleRow{Customer: r.customer, Features: &r.features, Score: sc, Now: now, WindowChange: r.window, Window: r.purchases}
 			in.SetItems(int(r.items))
 			// A timer is the earliest instant after now at which a rule
 			// flips, and every such instant is fixed by the row. So a row
@@ -559,6 +559,7 @@ func (s *Store) scanPlan(ctx context.Context, t tx, settings domain.Settings, mo
 				Now:          now,
 				WindowChange: r.window,
 				TenureChange: r.tenure,
+				Window:       r.purchases,
 			}
 			old, bits := oldBits[i*words:(i+1)*words], newBits[i*words:(i+1)*words]
 			var next time.Time
@@ -833,8 +834,10 @@ type bulkRow struct {
 	features domain.Features
 	window   time.Time
 	tenure   time.Time
-	oldScore domain.Score
-	newScore domain.Score
+	// purchases are the state's WindowPurchases.
+	purchases []domain.WindowPurchase
+	oldScore  domain.Score
+	newScore  domain.Score
 	// newDue is the timer (UnixNano), 0 for none.
 	newDue int64
 	// value is the value model's view, nil without a model.
@@ -953,6 +956,7 @@ func decodeBulkRows(rows []bulkRow, now time.Time, currency string, model *value
 		}
 		r.features = st.Features(now, currency)
 		r.window, r.tenure = st.NextWindowChange(now), st.NextTenureChange(now)
+		r.purchases = st.WindowPurchases(now, currency)
 		if model != nil && r.rawState != nil {
 			r.value = model.value(st, now, withCLV, &buf)
 		}

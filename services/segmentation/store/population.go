@@ -93,7 +93,10 @@ type popRow struct {
 	// windowed feature next changes (zero: never).
 	features domain.Features
 	window   time.Time
-	score    domain.Score
+	// purchases are the state's WindowPurchases when features were
+	// derived: when a windowed feature's comparison flips.
+	purchases []domain.WindowPurchase
+	score     domain.Score
 	// due is the stored timer (UnixNano), 0 for none.
 	due int64
 	// timed is set when due is what the population's timerRules give the
@@ -291,6 +294,7 @@ func (row *popRow) decode(rawState, rawProfile, rawScore []byte, now time.Time, 
 	}
 	row.features = st.Features(now, currency)
 	row.window = st.NextWindowChange(now)
+	row.purchases = st.WindowPurchases(now, currency)
 	row.timed = false
 	row.customer = nil
 	if rawProfile != nil {

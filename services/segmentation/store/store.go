@@ -287,6 +287,7 @@ func (t tx) ruleInput(customer string, now time.Time) (domain.RuleInput, error) 
 		Now:          now,
 		WindowChange: st.NextWindowChange(now),
 		TenureChange: st.NextTenureChange(now),
+		Window:       st.WindowPurchases(now, settings.Currency),
 	}, nil
 }
 
