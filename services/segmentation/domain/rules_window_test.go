@@ -118,6 +118,11 @@ func TestRuleNextChangeWindowProperty(t *testing.T) {
 		if got := r.NextChangeRow(row); !got.Equal(next) {
 			t.Fatalf("case %d: %s: NextChangeRow %s, NextChange %s", i, src, got, next)
 		}
+		if i%50 == 0 {
+			if allocs := testing.AllocsPerRun(20, func() { r.NextChangeRow(row) }); allocs != 0 {
+				t.Errorf("case %d: %s: %v allocations per NextChangeRow", i, src, allocs)
+			}
+		}
 		end := now.Add(500 * ruleTestDay)
 		if !next.IsZero() {
 			if !next.After(now) {
