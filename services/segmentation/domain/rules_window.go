@@ -76,26 +76,25 @@ func (w ruleWindow) add(p *WindowPurchase) int64 {
 	return 1
 }
 
-// value is the feature at t over ws.
-func (w ruleWindow) value(ws []WindowPurchase, t time.Time) int64 {
-	from := t.Add(-w.w)
-	var v int64
-	for i := range ws {
-		if p := &ws[i]; !p.At.After(t) && p.At.After(from) {
-			v += w.add(p)
-		}
-	}
-	return v
-}
-
 // flip returns the first instant after now at which `feature op k` differs
 // from its value at now, with the feature taken over ws; cur is the
 // feature's value at now as the rule sees it. When ws is nil or does not
 // give cur, the caller did not pass the customer's purchases, and flip
 // returns change, the next change of any window (RuleInput.WindowChange).
 func (w ruleWindow) flip(op ruleComparison, k ruleNum, ws []WindowPurchase, now time.Time, cur int64, change time.Time) (time.Time, bool) {
-	v := w.value(ws, now)
-	if ws == nil || v != cur {
+	if ws == nil {
+		return change, !change.IsZero()
+	}
+	// ws[leave:enter] are inside the window at now: made by now, leaving
+	// after it. The value steps where a purchase after now enters (At) or
+	// one leaves (At+w): two sorted sequences, merged below.
+	enter := sort.Search(len(ws), func(i int) bool { return ws[i].At.After(now) })
+	leave := sort.Search(len(ws), func(i int) bool { return ws[i].At.Add(w.w).After(now) })
+	var v int64
+	for i := leave; i < enter; i++ {
+		v += w.add(&ws[i])
+	}
+	if v != cur {
 		return change, !change.IsZero()
 	}
 	if k.isNaN() {
@@ -103,10 +102,6 @@ func (w ruleWindow) flip(op ruleComparison, k ruleNum, ws []WindowPurchase, now 
 	}
 	holds := func(v int64) bool { return op.holds(compareRuleNums(ruleNum{kind: ruleKindInt, i: v}, k)) }
 	start := holds(v)
-	// The value steps where a purchase enters its window (At, for one
-	// after now) or leaves it (At+w): two sorted sequences, merged.
-	enter := sort.Search(len(ws), func(i int) bool { return ws[i].At.After(now) })
-	leave := sort.Search(len(ws), func(i int) bool { return ws[i].At.Add(w.w).After(now) })
 	for enter < len(ws) || leave < len(ws) {
 		var t time.Time
 		if enter < len(ws) {
