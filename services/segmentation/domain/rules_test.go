@@ -382,19 +382,6 @@ func TestRuleNextChangeProperty(t *testing.T) {
 		}
 		return k + " " + op + " " + x
 	}
-	var rule func(depth int) string
-	rule = func(depth int) string {
-		switch n := rng.IntN(4); {
-		case depth == 0 || n == 0:
-			return leaf()
-		case n == 1:
-			return "!(" + rule(depth-1) + ")"
-		case n == 2:
-			return "(" + rule(depth-1) + " && " + rule(depth-1) + ")"
-		default:
-			return "(" + rule(depth-1) + " || " + rule(depth-1) + ")"
-		}
-	}
 	stamp := func() *timestamppb.Timestamp {
 		if rng.IntN(10) == 0 {
 			return nil
@@ -402,7 +389,7 @@ func TestRuleNextChangeProperty(t *testing.T) {
 		return timestamppb.New(ruleTestNow.Add(10*ruleTestDay - time.Duration(rng.Int64N(int64(70*ruleTestDay)))))
 	}
 	for i := range 300 {
-		src := rule(rng.IntN(4))
+		src := randomRule(rng, rng.IntN(4), leaf)
 		r := mustCompileRule(t, env, src)
 		in := domain.RuleInput{
 			Customer: &profilev1.Customer{CreateTime: stamp()},
@@ -440,6 +427,21 @@ func TestRuleNextChangeProperty(t *testing.T) {
 				t.Fatalf("case %d: %s changed at %s, NextChange said %s", i, src, at, next)
 			}
 		}
+	}
+}
+
+// randomRule joins leaves drawn by leaf with !, && and || into a rule up
+// to depth levels deep.
+func randomRule(rng *rand.Rand, depth int, leaf func() string) string {
+	switch n := rng.IntN(4); {
+	case depth == 0 || n == 0:
+		return leaf()
+	case n == 1:
+		return "!(" + randomRule(rng, depth-1, leaf) + ")"
+	case n == 2:
+		return "(" + randomRule(rng, depth-1, leaf) + " && " + randomRule(rng, depth-1, leaf) + ")"
+	default:
+		return "(" + randomRule(rng, depth-1, leaf) + " || " + randomRule(rng, depth-1, leaf) + ")"
 	}
 }
 

@@ -83,22 +83,9 @@ func TestRuleNextChangeWindowProperty(t *testing.T) {
 		}
 		return k + " " + op + " features." + f
 	}
-	var rule func(depth int) string
-	rule = func(depth int) string {
-		switch n := rng.IntN(4); {
-		case depth == 0 || n == 0:
-			return leaf()
-		case n == 1:
-			return "!(" + rule(depth-1) + ")"
-		case n == 2:
-			return "(" + rule(depth-1) + " && " + rule(depth-1) + ")"
-		default:
-			return "(" + rule(depth-1) + " || " + rule(depth-1) + ")"
-		}
-	}
 	exact := 0
 	for i := range 600 {
-		src := rule(rng.IntN(3))
+		src := randomRule(rng, rng.IntN(3), leaf)
 		r := mustCompileRule(t, env, src)
 		st := windowRuleState(rng, ruleTestNow)
 		now := ruleTestNow.Add(time.Duration(rng.Int64N(int64(ruleTestDay))))
