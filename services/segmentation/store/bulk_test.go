@@ -77,6 +77,13 @@ func bulkPopulation(n int, seed uint64) ([]*profilev1.Customer, []*profilev1.Eve
 		if rng.IntN(4) == 0 {
 			c.Attributes = map[string]string{"plan": []string{"premium", "basic"}[rng.IntN(2)]}
 		}
+		if i%487 == 13 {
+			// Over the 500 list entries every rule assumes at most: no
+			// rule holds for this customer, whichever fields it reads.
+			for k := range 501 {
+				c.Tags = append(c.Tags, fmt.Sprint("t", k))
+			}
+		}
 		cs = append(cs, c)
 		for k := range rng.IntN(9) {
 			at := bulkBase.Add(-time.Duration(rng.IntN(720))*24*time.Hour - time.Duration(rng.IntN(3))*time.Hour)
