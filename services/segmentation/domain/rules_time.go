@@ -89,11 +89,14 @@ func (r *Rule) NextChange(in RuleInput) time.Time {
 	}
 	act := newRuleActivation(in)
 	for _, tm := range r.timers {
-		next := tm.next
+		var t time.Time
+		var ok bool
 		if tm.window != "" {
-			next = func(act *ruleActivation) (time.Time, bool) { return tm.nextWindow(act, in) }
+			t, ok = tm.nextWindow(act, in)
+		} else {
+			t, ok = tm.next(act)
 		}
-		if t, ok := next(act); ok {
+		if ok {
 			consider(t)
 		}
 	}
