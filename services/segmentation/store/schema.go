@@ -23,12 +23,12 @@ import (
 //	├── meta        "schema_version" -> uint64
 //	├── states      tenant 0 customer                 -> domain.State (binary, domain/state_codec.go): purchases, complaints, …
 //	├── profiles    tenant 0 customer                 -> profilev1.Customer (protobuf), as the profile feed last showed it
-//	├── scores      tenant 0 customer                 -> domain.Score (JSON), population-relative
+//	├── scores      tenant 0 customer                 -> domain.Score (binrec, codec.go; JSON before), population-relative
 //	├── settings    tenant                            -> domain.Settings (JSON)
 //	├── segments    tenant 0 segment                  -> segmentRecord (JSON)
-//	├── members     tenant 0 segment 0 customer       -> membership (JSON): since, reason
+//	├── members     tenant 0 segment 0 customer       -> membership (binrec, codec.go; JSON before): since, reason
 //	├── member_of   tenant 0 customer 0 segment       -> enter time (8)
-//	├── history     tenant 0 customer 0 segment 0 seq -> domain history entry (JSON)
+//	├── history     tenant 0 customer 0 segment 0 seq -> historyEntry (binrec, codec.go; JSON before)
 //	├── sizes       tenant 0 segment 0 day(8)         -> size at the end of that UTC day (8)
 //	├── timers      due(8) 0 tenant 0 customer        -> empty: re-evaluate the customer at due
 //	├── timer_of    tenant 0 customer                 -> due(8), so a reschedule finds the old timer
