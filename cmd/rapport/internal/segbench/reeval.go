@@ -103,7 +103,9 @@ func secs(d time.Duration) Seconds { return Seconds(d.Seconds()) }
 
 // runReeval loads the data set into dir/segmentation.db through the store's
 // bulk loader, defines the segments and times two full re-evaluations.
-func runReeval(ctx context.Context, cfg Config, data *Dataset, dir string, progress io.Writer) (*ReevalResult, error) {
+// pg, when not nil, is PostgreSQL with the same purchases: its query is
+// timed into pgRes after each warm pass.
+func runReeval(ctx context.Context, cfg Config, data *Dataset, dir string, progress io.Writer, pg *pgServer, pgRes *PostgresResult) (*ReevalResult, error) {
 	res := &ReevalResult{Customers: data.Len(), Purchases: cfg.Purchases, Segments: cfg.Segments}
 	path := filepath.Join(dir, "segmentation.db")
 	l, err := load(ctx, cfg, data.Len(), data.generate, path, "reeval", progress)
@@ -152,6 +154,12 @@ func runReeval(ctx context.Context, cfg Config, data *Dataset, dir string, progr
 		}
 		warm = append(warm, p)
 		res.WarmRuns = append(res.WarmRuns, p.Total)
+		if pg != nil {
+			if err := pg.time(pgRes, progress); err != nil {
+				*pgRes = PostgresResult{Skipped: "postgres failed: " + err.Error()}
+				pg = nil
+			}
+		}
 	}
 	slices.SortFunc(warm, func(a, b Pass) int { return cmp.Compare(a.Total, b.Total) })
 	res.Warm = warm[len(warm)/2]
