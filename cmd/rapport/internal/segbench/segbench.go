@@ -97,10 +97,11 @@ type Report struct {
 	Reeval     *ReevalResult     `json:"reeval,omitempty"`
 	Postgres   *PostgresResult   `json:"postgres,omitempty"`
 	ValueModel *ValueModelResult `json:"value_model,omitempty"`
-	// SpeedupBestVsPostgres, the target, is PostgreSQL's best RFM query
-	// time over the best warm full re-evaluation: each side's fastest run,
-	// the same statistic for both. SpeedupMedianVsPostgres is the medians'
-	// ratio. SpeedupColdVsPostgres and SpeedupRestartVsPostgres put
+	// SpeedupMedianVsPostgres, the target, is PostgreSQL's median RFM
+	// query time over the median warm full re-evaluation, the query timed
+	// after each warm pass (runReeval), so that both medians come from the
+	// same moments of a shared machine. SpeedupBestVsPostgres is the best
+	// runs' ratio. SpeedupColdVsPostgres and SpeedupRestartVsPostgres put
 	// PostgreSQL's best over the cold pass and the one after a restart
 	// (reported: those read the file, PostgreSQL its buffers).
 	SpeedupBestVsPostgres    float64 `json:"speedup_best_vs_postgres,omitempty"`
@@ -311,8 +312,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "postgres %s: COPY + ANALYZE (not a target)\t%.1f s\t\t\n", p.Version, float64(p.Load))
 			fmt.Fprintf(tw, "postgres RFM NTILE(5) query, best / median of %d\t%.2f / %.2f s\t\t\n", len(p.Runs), float64(p.Query), float64(median(p.Runs)))
 			if r.SpeedupBestVsPostgres > 0 {
-				fmt.Fprintf(tw, "speed-up vs postgres, warm re-evaluation (best vs best)\t%.1f×\t≥ %.0f×\t%s\n", r.SpeedupBestVsPostgres, TargetVsPostgres, verdict(r.SpeedupBestVsPostgres >= TargetVsPostgres))
-				fmt.Fprintf(tw, "  the same, median vs median\t%.1f×\treported\t\n", r.SpeedupMedianVsPostgres)
+				fmt.Fprintf(tw, "speed-up vs postgres, warm re-evaluation (median vs median)\t%.1f×\t≥ %.0f×\t%s\n", r.SpeedupMedianVsPostgres, TargetVsPostgres, verdict(r.SpeedupMedianVsPostgres >= TargetVsPostgres))
+				fmt.Fprintf(tw, "  the same, best vs best\t%.1f×\treported\t\n", r.SpeedupBestVsPostgres)
 				fmt.Fprintf(tw, "speed-up vs postgres's best, first evaluation / after a restart\t%.1f× / %.1f×\treported\t\n", r.SpeedupColdVsPostgres, r.SpeedupRestartVsPostgres)
 			}
 		}
