@@ -32,17 +32,9 @@ func (m membership) appendTo(b []byte) []byte {
 }
 
 func decodeMembership(raw []byte) (membership, error) {
-	if isJSON(raw) {
-		m, err := decode[membership](raw)
-		if err != nil {
-			return membership{}, err
-		}
-		return *m, nil
-	}
-	r := binrec.NewReader(raw)
-	version(r)
-	m := membership{Since: r.Time(), Reason: r.String()}
-	return m, recErr("membership", r)
+	return decodeRecord(raw, "membership", func(r *binrec.Reader) membership {
+		return membership{Since: r.Time(), Reason: r.String()}
+	})
 }
 
 func (h historyEntry) appendTo(b []byte) []byte {
@@ -57,24 +49,17 @@ func (h historyEntry) appendTo(b []byte) []byte {
 }
 
 func decodeHistory(raw []byte) (historyEntry, error) {
-	if isJSON(raw) {
-		h, err := decode[historyEntry](raw)
-		if err != nil {
-			return historyEntry{}, err
+	return decodeRecord(raw, "history entry", func(r *binrec.Reader) historyEntry {
+		var h historyEntry
+		switch in := r.Byte(); in {
+		case 0, 1:
+			h.Entered = in == 1
+		default:
+			r.Fail(fmt.Errorf("%w: entered byte %d", binrec.ErrMalformed, in))
 		}
-		return *h, nil
-	}
-	r := binrec.NewReader(raw)
-	version(r)
-	var h historyEntry
-	switch in := r.Byte(); in {
-	case 0, 1:
-		h.Entered = in == 1
-	default:
-		r.Fail(fmt.Errorf("%w: entered byte %d", binrec.ErrMalformed, in))
-	}
-	h.Time, h.Reason = r.Time(), r.String()
-	return h, recErr("history entry", r)
+		h.Time, h.Reason = r.Time(), r.String()
+		return h
+	})
 }
 
 func appendScore(b []byte, sc domain.Score) []byte {
@@ -91,27 +76,37 @@ func decodeScore(raw []byte) (domain.Score, error) {
 	if raw == nil {
 		return domain.Score{}, nil
 	}
-	if isJSON(raw) {
-		sc, err := decode[domain.Score](raw)
-		if err != nil {
-			return domain.Score{}, err
+	return decodeRecord(raw, "scores", func(r *binrec.Reader) domain.Score {
+		i32 := func() int32 {
+			v := r.Varint()
+			if v != int64(int32(v)) {
+				r.Fail(fmt.Errorf("%w: %d out of int32 range", binrec.ErrMalformed, v))
+			}
+			return int32(v)
 		}
-		return *sc, nil
+		sc := domain.Score{R: i32(), F: i32(), M: i32(), Group: domain.RfmGroup(i32()), Tier: domain.Tier(i32()),
+			Quadrant: domain.Quadrant(i32())}
+		sc.Contribution = r.Varint()
+		sc.Activity = domain.Activity(i32())
+		return sc
+	})
+}
+
+// decodeRecord decodes a record of one of the kinds above: JSON as older
+// files keep it, or the version byte and what read reads, every byte of it.
+func decodeRecord[T any](raw []byte, what string, read func(r *binrec.Reader) T) (T, error) {
+	if isJSON(raw) {
+		v, err := decode[T](raw)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return *v, nil
 	}
 	r := binrec.NewReader(raw)
 	version(r)
-	i32 := func() int32 {
-		v := r.Varint()
-		if v != int64(int32(v)) {
-			r.Fail(fmt.Errorf("%w: %d out of int32 range", binrec.ErrMalformed, v))
-		}
-		return int32(v)
-	}
-	sc := domain.Score{R: i32(), F: i32(), M: i32(), Group: domain.RfmGroup(i32()), Tier: domain.Tier(i32()),
-		Quadrant: domain.Quadrant(i32())}
-	sc.Contribution = r.Varint()
-	sc.Activity = domain.Activity(i32())
-	return sc, recErr("scores", r)
+	v := read(r)
+	return v, recErr(what, r)
 }
 
 func version(r *binrec.Reader) {
