@@ -127,6 +127,17 @@ func newBulkEnv(t *testing.T) *bulkEnv {
 	return &bulkEnv{t: t, db: db, clk: clk, st: st}
 }
 
+// newLoadedBulkEnv is newBulkEnv with bulkPopulation(n, seed) bulk-loaded
+// for tenant.
+func newLoadedBulkEnv(t *testing.T, tenant string, n int, seed uint64) *bulkEnv {
+	e := newBulkEnv(t)
+	customers, events := bulkPopulation(n, seed)
+	if err := e.st.BulkLoad(context.Background(), tenant, customers, events); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // feedApply delivers profile feed events one by one, as the follower does.
 func (e *bulkEnv) feedApply(tenant, typ string, msgs ...proto.Message) {
 	e.t.Helper()
@@ -510,11 +521,7 @@ func asMessages[T proto.Message](in []T) []proto.Message {
 func TestReevaluateAllWithConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	const tenant = "acme"
-	customers, events := bulkPopulation(600, 5)
-	e := newBulkEnv(t)
-	if err := e.st.BulkLoad(ctx, tenant, customers, events); err != nil {
-		t.Fatal(err)
-	}
+	e := newLoadedBulkEnv(t, tenant, 600, 5)
 	var defs []store.SegmentInput
 	for i, r := range bulkRules {
 		defs = append(defs, store.SegmentInput{ID: fmt.Sprintf("s%02d", i), Name: fmt.Sprint("rule ", i),
@@ -600,11 +607,7 @@ func TestReevaluateAllWithConcurrentWriters(t *testing.T) {
 func TestIdlePopulationsAreEvicted(t *testing.T) {
 	ctx := context.Background()
 	const tenant = "acme"
-	customers, events := bulkPopulation(200, 6)
-	e := newBulkEnv(t)
-	if err := e.st.BulkLoad(ctx, tenant, customers, events); err != nil {
-		t.Fatal(err)
-	}
+	e := newLoadedBulkEnv(t, tenant, 200, 6)
 	if err := e.st.DefineSegments(ctx, tenant, []store.SegmentInput{{ID: "s", Name: "buyers",
 		Kind: int32(segmentationv1.SegmentKind_SEGMENT_KIND_DYNAMIC), Rule: bulkRules[0]}}); err != nil {
 		t.Fatal(err)
